@@ -1,0 +1,52 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Request, Response, get
+
+from .. import db
+from ..host import Host
+
+
+@get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process answers. Touches nothing else."""
+    return {"status": "ok"}
+
+
+@get("/ready")
+async def ready(request: Request) -> Response[dict[str, Any]]:
+    """Readiness: database, Redis (when configured) and funding source."""
+    host: Host = request.app.state.host
+    checks: dict[str, Any] = {}
+    try:
+        await asyncio.wait_for(db.query("SELECT 1 AS one"), 3)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {exc!r}"
+    if host.settings.redis_url:
+        try:
+            import redis.asyncio as redis
+
+            client = redis.from_url(host.settings.redis_url, socket_timeout=2)
+            try:
+                await asyncio.wait_for(client.ping(), 3)
+            finally:
+                await client.aclose()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {exc!r}"
+    try:
+        status = await asyncio.wait_for(host.funding.status(), 5)
+        checks["funding_source"] = "ok" if status.error is None else f"error: {status.error}"
+    except Exception as exc:
+        checks["funding_source"] = f"error: {exc!r}"
+    ok = host.started and all(v == "ok" for v in checks.values())
+    return Response({"status": "ready" if ok else "not ready", "checks": checks},
+                    status_code=200 if ok else 503)
+
+
+ROUTES = [health, ready]

@@ -1,0 +1,179 @@
+"""Payments: `/api/v1/payments...`, LNbits's paths and fields."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from typing import Any, AsyncIterator
+
+import bolt11 as bolt11_lib
+from litestar import Request, Response, get, post
+from litestar.response import Stream
+
+from ..errors import BadRequest, NotFound
+from ..history import HistoryQuery
+from ..host import Host
+from ..models import InvoiceRequest, Payment, WalletAuth
+from . import body
+from .auth import api_key_of, authenticate, require_wallet_key
+
+HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+MAX_EXPIRY = 31_536_000  # one year
+
+
+def host_of(request: Request) -> Host:
+    return request.app.state.host
+
+
+@post("/api/v1/payments", status_code=201)
+async def create_payment(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """Create an invoice (`out: false`, invoice key) or pay one (`out: true`, admin key).
+    Unlike LNbits, a body without `out` is read by what it holds: a `bolt11`
+    means pay, otherwise it creates an invoice."""
+    host = host_of(request)
+    out = body.boolean(data, "out")
+    if out is None:
+        out = "bolt11" in data
+    if out:
+        wallet = await authenticate(request, "admin")
+        bolt11 = body.text(data, "bolt11", max_len=7089)
+        if not bolt11:
+            raise BadRequest("bolt11 is required to pay")
+        payment = await host.payments.pay(
+            wallet, bolt11, extra=body.mapping(data, "extra"),
+            idempotency_key=request.headers.get("idempotency-key"),
+        )
+        return payment.to_lnbits()
+
+    wallet = await authenticate(request, "invoice")
+    invoice = InvoiceRequest(
+        amount_msat=body.amount_msat(data),
+        memo=body.text(data, "memo", "", max_len=639) or "",
+        expiry=body.integer(data, "expiry", host.settings.default_invoice_expiry, minimum=1,
+                            maximum=MAX_EXPIRY) or host.settings.default_invoice_expiry,
+        webhook=body.text(data, "webhook", max_len=2048),
+        extra=body.mapping(data, "extra"),
+        description_hash=description_hash(data),
+    )
+    payment = await host.payments.create_invoice(wallet, invoice)
+    return payment.to_lnbits()
+
+
+def description_hash(data: dict[str, Any]) -> bytes | None:
+    if data.get("description_hash"):
+        value = body.text(data, "description_hash", max_len=64) or ""
+        if not HEX64.match(value):
+            raise BadRequest("description_hash must be 64 hex characters (a sha256)")
+        return bytes.fromhex(value)
+    if data.get("unhashed_description"):
+        value = body.text(data, "unhashed_description", max_len=100_000) or ""
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise BadRequest("unhashed_description must be hex-encoded") from None
+        return hashlib.sha256(raw).digest()
+    return None
+
+
+@get("/api/v1/payments", dependencies={"wallet": require_wallet_key("read")})
+async def list_payments(request: Request, wallet: WalletAuth) -> list[dict[str, Any]]:
+    q = HistoryQuery.from_params(wallet.wallet_id, request.query_params)
+    return [Payment.from_row(r).to_lnbits() for r in await q.rows()]
+
+
+@get("/api/v1/payments/paginated", dependencies={"wallet": require_wallet_key("read")})
+async def list_payments_paginated(request: Request, wallet: WalletAuth) -> dict[str, Any]:
+    q = HistoryQuery.from_params(wallet.wallet_id, request.query_params)
+    if q.limit is None:
+        q.limit = 20
+    return {"data": [Payment.from_row(r).to_lnbits() for r in await q.rows()], "total": await q.total()}
+
+
+CSV_FIELDS = ["time", "payment_hash", "status", "amount", "fee", "memo", "tag", "checking_id", "bolt11"]
+
+
+@get("/api/v1/payments/export.csv", dependencies={"wallet": require_wallet_key("read")})
+async def export_payments(request: Request, wallet: WalletAuth) -> Stream:
+    """The wallet's history (same filters) as CSV, streamed in pages."""
+    q = HistoryQuery.from_params(wallet.wallet_id, request.query_params)
+
+    async def rows() -> AsyncIterator[str]:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(CSV_FIELDS)
+        q.limit, q.offset = 1000, 0
+        while True:
+            page = await q.rows()
+            for row in page:
+                p = Payment.from_row(row).to_lnbits()
+                writer.writerow([p[f] for f in CSV_FIELDS])
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+            if len(page) < q.limit:
+                return
+            q.offset += q.limit
+
+    return Stream(rows(), media_type="text/csv",
+                  headers={"content-disposition": 'attachment; filename="payments.csv"'})
+
+
+@get("/api/v1/payments/fee-reserve")
+async def fee_reserve(request: Request, invoice: str) -> dict[str, Any]:
+    host = host_of(request)
+    try:
+        decoded = bolt11_lib.decode(invoice)
+    except Exception:
+        raise BadRequest("invoice is not a valid bolt11 invoice") from None
+    amount = int(decoded.amount_msat or 0)
+    return {"fee_reserve": host.settings.fee_reserve(amount)}
+
+
+@post("/api/v1/payments/decode", status_code=200)
+async def decode_payment(data: dict[str, Any]) -> Response[dict[str, Any]]:
+    value = body.text(data, "data", max_len=7089)
+    if not value:
+        raise BadRequest("data is required: a bolt11 invoice")
+    value = value.strip()
+    if value.lower().startswith("lightning:"):
+        value = value[len("lightning:"):]
+    try:
+        decoded = bolt11_lib.decode(value)
+    except Exception:
+        message = "data is not a valid bolt11 invoice"
+        return Response({"message": message, "detail": message}, status_code=400)
+    return Response(decoded.data, status_code=200)
+
+
+@get("/api/v1/payments/{payment_hash:str}")
+async def check_payment(request: Request, payment_hash: str) -> dict[str, Any]:
+    """Anyone may ask whether a hash is paid; details (and the preimage)
+    only with a key of the wallet that holds the payment."""
+    host = host_of(request)
+    if not HEX64.match(payment_hash):
+        raise BadRequest("payment_hash must be 64 hex characters")
+    wallet_id = None
+    if api_key_of(request):
+        wallet_id = (await authenticate(request, "read")).wallet_id
+    if wallet_id:
+        mine = await host.payments.find_by_hash(payment_hash.lower(), wallet_id)
+        if mine:
+            payment = mine[-1]
+            return {
+                "paid": payment.paid,
+                "status": payment.status,
+                "preimage": payment.to_lnbits()["preimage"],
+                "details": payment.to_lnbits(),
+            }
+    found = await host.payments.find_by_hash(payment_hash.lower())
+    if not found:
+        raise NotFound("Payment does not exist.")
+    incoming = [p for p in found if not p.out]
+    target = incoming[0] if incoming else found[-1]
+    return {"paid": target.paid, "status": target.status}
+
+
+ROUTES = [create_payment, list_payments, list_payments_paginated, export_payments, fee_reserve,
+          decode_payment, check_payment]

@@ -1,0 +1,105 @@
+"""The composition root: build the Host, mount core and plugin routes."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from litestar import Litestar, Request, Response, Router, get
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.handlers.base import BaseRouteHandler
+
+from .api import admin, health, payments, wallets
+from .errors import FulmenError
+from .host import Host
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def fulmen_error(_: Request, exc: FulmenError) -> Response[dict[str, Any]]:
+    return Response({"detail": exc.detail, "status_code": exc.status_code}, status_code=exc.status_code)
+
+
+def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"detail": exc.detail, "status_code": exc.status_code}
+    if exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def internal_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Response({"detail": "Internal server error.", "status_code": 500}, status_code=500)
+
+
+def plugin_enabled_guard(plugin_id: str):
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if not connection.app.state.host.is_plugin_enabled(plugin_id):
+            raise NotFoundException()
+
+    return guard
+
+
+@get("/.well-known/lnurlp/{username:str}")
+async def lightning_address(request: Request, username: str) -> Response[dict[str, Any]]:
+    host: Host = request.app.state.host
+    answer = await host.hooks.call_first(
+        "resolve_lightning_address", username=username.lower(), base_url=host.base_url(request)
+    )
+    if answer is None:
+        return Response({"status": "ERROR", "reason": f"Unknown Lightning Address {username!r}."},
+                        status_code=404)
+    return Response(answer)
+
+
+def plugin_routers(host: Host) -> list[Router]:
+    routers = []
+    for info in host.plugins.values():
+        if not info.usable:
+            continue
+        impl = getattr(info.module, "register_routes", None)
+        if impl is None:
+            continue
+        try:
+            handlers = impl(host=host) if "host" in impl.__code__.co_varnames else impl()
+            if handlers:
+                routers.append(Router(path=f"/{info.id}", route_handlers=list(handlers),
+                                      guards=[plugin_enabled_guard(info.id)]))
+        except Exception as exc:
+            info.fail(f"register_routes: {exc!r}")
+    return routers
+
+
+def create_app(settings: Settings | None = None, host: Host | None = None) -> Litestar:
+    settings = settings or (host.settings if host else Settings())
+    host = host or Host(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await host.start()
+        try:
+            yield
+        finally:
+            await host.stop()
+
+    from .api import web
+
+    app = Litestar(
+        route_handlers=[
+            *health.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
+            *web.ROUTES, *plugin_routers(host),
+        ],
+        lifespan=[lifespan],
+        exception_handlers={
+            FulmenError: fulmen_error,
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
+        openapi_config=None,
+        debug=False,
+    )
+    app.state.host = host
+    return app

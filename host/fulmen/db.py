@@ -1,0 +1,205 @@
+"""Database engine, transactions and migrations.
+
+SQLite by default (a file in the data folder), PostgreSQL when DATABASE_URL
+is set. Money moves inside `transaction()`: on SQLite that is BEGIN IMMEDIATE,
+which takes the write lock up front so concurrent spends queue instead of
+failing; on PostgreSQL the conditional UPDATEs in the payment service lock the
+rows they touch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable
+from urllib.parse import urlparse
+
+from piccolo.apps.migrations.tables import Migration
+from piccolo.conf.apps import AppConfig
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.querystring import QueryString
+from piccolo.table import Table
+
+from . import piccolo_conf
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK_ID = 0x46554C4D  # "FULM": PostgreSQL advisory lock for migrations
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def postgres_config(url: str) -> dict[str, Any]:
+    parsed = urlparse(url)
+    config: dict[str, Any] = {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "user": parsed.username or "postgres",
+        "database": (parsed.path or "/postgres").lstrip("/") or "postgres",
+    }
+    if parsed.password:
+        config["password"] = parsed.password
+    return config
+
+
+def make_engine(settings: Settings) -> Engine:
+    if settings.uses_postgres:
+        return PostgresEngine(config=postgres_config(settings.database_url))
+    if settings.database_url.startswith("sqlite:///"):
+        path = Path(settings.database_url.removeprefix("sqlite:///"))
+    else:
+        path = settings.sqlite_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Generous busy timeout: writers queue on the lock rather than fail.
+    return SQLiteEngine(path=str(path), timeout=30)
+
+
+def bind(engine: Engine, tables: Iterable[type[Table]]) -> None:
+    """Point Piccolo (and these tables) at `engine`."""
+    piccolo_conf.DB = engine
+    Migration._meta.db = engine
+    for table in tables:
+        table._meta.db = engine
+
+
+async def open_engine(engine: Engine, pool_size: int) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(min_size=2, max_size=pool_size)
+    else:
+        await engine._run_in_new_connection("PRAGMA journal_mode=WAL")
+
+
+async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Run SQL with `{}` placeholders on the bound engine (inside the
+    current transaction, if any); returns rows as dicts."""
+    return await piccolo_conf.DB.run_querystring(QueryString(sql, *args))
+
+
+async def close_engine(engine: Engine) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.close_connection_pool()
+
+
+def transaction(engine: Engine):
+    """A write transaction. Use for every balance change."""
+    if isinstance(engine, SQLiteEngine):
+        return engine.transaction(transaction_type=TransactionType.immediate)
+    return engine.transaction()
+
+
+async def run_ddl(script: str) -> None:
+    """Run a `;`-separated DDL script, adapting the few dialect differences.
+
+    `{serial}` becomes an auto-increment integer key and `{json}` a JSON
+    column. Used by migrations, so the SQL reads the same on both databases.
+    """
+    engine = piccolo_conf.DB
+    assert engine is not None, "no database bound"
+    postgres = isinstance(engine, PostgresEngine)
+    script = script.format(
+        serial="BIGSERIAL" if postgres else "INTEGER",
+        json="JSONB" if postgres else "TEXT",
+    )
+    for statement in script.split(";"):
+        lines = [ln for ln in statement.splitlines() if not ln.strip().startswith("--")]
+        sql = "\n".join(lines).strip()
+        if sql:
+            await engine.run_ddl(sql)
+
+
+# --- migrations ---------------------------------------------------------------
+
+
+def _load_migration_modules(app: AppConfig) -> list[Any]:
+    folder = Path(app.resolved_migrations_folder_path)
+    modules = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        name = f"_fulmen_migrations.{app.app_name}.{path.stem}"
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        if getattr(module, "ID", None):
+            modules.append(module)
+    return sorted(modules, key=lambda m: m.ID)
+
+
+def order_apps(apps: list[AppConfig]) -> list[AppConfig]:
+    """Topological order by `migration_dependencies` (given as app names)."""
+    by_name = {app.app_name: app for app in apps}
+    ordered: list[AppConfig] = []
+    visiting: set[str] = set()
+
+    def visit(app: AppConfig) -> None:
+        if app in ordered:
+            return
+        if app.app_name in visiting:
+            raise ValueError(f"migration dependency cycle at {app.app_name!r}")
+        visiting.add(app.app_name)
+        for dep in app.migration_dependencies:
+            dep_name = dep.split(".")[0] if dep not in by_name else dep
+            if dep_name in by_name:
+                visit(by_name[dep_name])
+        visiting.discard(app.app_name)
+        ordered.append(app)
+
+    for app in apps:
+        visit(app)
+    return ordered
+
+
+async def applied_migrations(app_name: str | None = None) -> list[dict[str, Any]]:
+    query = Migration.select(Migration.app_name, Migration.name, Migration.ran_on)
+    if app_name:
+        query = query.where(Migration.app_name == app_name)
+    return await query.order_by(Migration.id).run()
+
+
+async def migrate_app(app: AppConfig) -> list[str]:
+    """Run the app's migrations that have not run yet; returns their IDs."""
+    done = {row["name"] for row in await applied_migrations(app.app_name)}
+    ran = []
+    for module in _load_migration_modules(app):
+        if module.ID in done:
+            continue
+        manager = await module.forwards()
+        await manager.run()
+        await Migration.insert(Migration(name=module.ID, app_name=app.app_name)).run()
+        ran.append(module.ID)
+        log.info("migration %s %s applied", app.app_name, module.ID)
+    return ran
+
+
+@asynccontextmanager
+async def migration_lock(engine: Engine) -> AsyncIterator[None]:
+    """Serialise migrations across host processes starting together."""
+    if not isinstance(engine, PostgresEngine):
+        yield
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(**engine.config)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+        await conn.close()
+
+
+async def ensure_migration_table() -> None:
+    await Migration.create_table(if_not_exists=True).run()

@@ -1,0 +1,253 @@
+"""`Host`: the running host's services, built once and handed to plugins.
+
+Plugins receive this object in their hooks. Its public attributes are part
+of the plugin contract: `settings`, `wallets`, `payments`, `funding`,
+`plugin_id_of()`, `spawn()`, `base_url()`, `http` (outbound client with the
+safety rules), `events`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from typing import Any, Awaitable
+
+from litestar import Request
+
+from . import db
+from .funding import FundingSource, make_funding_source
+from .hooks import Hooks
+from .keys import same
+from .payments import PaymentService
+from .piccolo_app import APP_CONFIG as CORE_APP
+from .plugins import PluginInfo, discover, new_plugin_manager, register
+from .settings import Settings
+from .tables import CORE_TABLES
+from .wallets import WalletService
+
+log = logging.getLogger(__name__)
+
+PLUGIN_POLL_SECONDS = 1.0  # enable/disable reaches every process within this (+ a request)
+
+
+def load_admin_key(settings: Settings) -> tuple[str, bool]:
+    """The admin bearer credential: from FULMEN_ADMIN_KEY, else data_dir/admin_key
+    (created 0600 on first start). Returns (key, created_now)."""
+    if settings.admin_key:
+        return settings.admin_key, False
+    path = settings.data_dir / "admin_key"
+    if path.exists():
+        return path.read_text().strip(), False
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key, True
+
+
+class Host:
+    def __init__(
+        self,
+        settings: Settings,
+        funding: FundingSource | None = None,
+        plugins: list[PluginInfo] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = db.make_engine(settings)
+        self.funding = funding or make_funding_source(settings)
+        self.admin_key, self.admin_key_created = load_admin_key(settings)
+        self.pm = new_plugin_manager()
+        found = plugins if plugins is not None else discover(settings.plugin_allow_list())
+        self.plugins: dict[str, PluginInfo] = {p.id: p for p in found}
+        for info in self.plugins.values():
+            if info.usable:
+                register(self.pm, info)
+        self.hooks = Hooks(self.pm, self.plugins)
+        self.hooks.host = self
+        self.wallets = WalletService(self.engine)
+        self.payments = PaymentService(settings, self.engine, self.funding, self.hooks)
+        self.events: Any = None  # set by the events module when it is wired in
+        self.http: Any = None
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
+        self.started = False
+        self._collect_apps()
+        db.bind(self.engine, self.all_tables())
+
+    # --- plugins ---------------------------------------------------------------
+
+    def _collect_apps(self) -> None:
+        for info in self.plugins.values():
+            if not info.usable:
+                continue
+            impl = getattr(info.module, "register_apps", None)
+            if impl is None:
+                continue
+            try:
+                apps = impl()
+                info.apps = [a for a in (apps if isinstance(apps, list) else [apps]) if a]
+            except Exception as exc:
+                info.fail(f"register_apps: {exc!r}")
+
+    def all_tables(self) -> list[Any]:
+        tables = list(CORE_TABLES)
+        for info in self.plugins.values():
+            for app in info.apps:
+                tables.extend(app.table_classes)
+        return tables
+
+    def check_admin(self, token: str) -> bool:
+        return same(token, self.admin_key)
+
+    def is_plugin_enabled(self, plugin_id: str) -> bool:
+        return self.hooks.enabled(plugin_id)
+
+    def spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task:
+        """Run a background task for the host's lifetime (cancelled at stop)."""
+        task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def base_url(self, request: Request | None = None) -> str:
+        if self.settings.base_url:
+            return self.settings.base_url.rstrip("/")
+        if request is not None:
+            return str(request.base_url).rstrip("/")
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    # --- start and stop -------------------------------------------------------------
+
+    async def start(self) -> None:
+        await db.open_engine(self.engine, self.settings.db_pool_size)
+        await self.migrate()
+        await self._sync_plugin_state(initial=True)
+        await self.funding.start()
+        for info in self.plugins.values():
+            if info.usable and info.enabled:
+                await self._start_plugin(info)
+        self.spawn(self._background(), name="fulmen-background")
+        self.spawn(self._listen_for_paid_invoices(), name="fulmen-invoice-stream")
+        self.started = True
+        if self.admin_key_created:
+            # Printed once, on the start that created it; it also stays in the 0600 file.
+            print(f"Admin key (also in {self.settings.data_dir / 'admin_key'}): {self.admin_key}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self.payments.drain(timeout=5)
+        for info in self.plugins.values():
+            if info.started:
+                await self._stop_plugin(info)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.funding.close()
+        await db.close_engine(self.engine)
+
+    async def migrate(self) -> dict[str, list[str]]:
+        """Run the host's migrations, then each usable plugin's, in dependency order."""
+        ran: dict[str, list[str]] = {}
+        async with db.migration_lock(self.engine):
+            await db.ensure_migration_table()
+            ran["fulmen"] = await db.migrate_app(CORE_APP)
+            owners = {app.app_name: info for info in self.plugins.values() for app in info.apps}
+            for app in db.order_apps([a for i in self.plugins.values() if i.usable for a in i.apps]):
+                info = owners[app.app_name]
+                if not info.usable:
+                    continue
+                try:
+                    ran[app.app_name] = await db.migrate_app(app)
+                except Exception as exc:
+                    info.fail(f"migration failed: {exc!r}")
+                    if self.settings.plugins_strict:
+                        raise
+        return ran
+
+    async def _start_plugin(self, info: PluginInfo) -> None:
+        try:
+            await self.hooks.call_plugin(info.id, "startup")
+            info.started = True
+        except Exception as exc:
+            info.fail(f"startup failed: {exc!r}")
+            if self.settings.plugins_strict:
+                raise
+
+    async def _stop_plugin(self, info: PluginInfo) -> None:
+        info.started = False
+        try:
+            await self.hooks.call_plugin(info.id, "shutdown")
+        except Exception as exc:
+            log.error("plugin %s shutdown failed: %r", info.id, exc)
+
+    async def set_plugin_enabled(self, plugin_id: str, enabled: bool) -> PluginInfo:
+        await db.query(
+            "UPDATE fulmen_plugin_state SET enabled = {}, updated_at = {} WHERE plugin_id = {}",
+            enabled, db.now_ms(), plugin_id,
+        )
+        await self._sync_plugin_state()
+        return self.plugins[plugin_id]
+
+    async def _sync_plugin_state(self, initial: bool = False) -> None:
+        """Read the persisted enabled flags and apply changes in this process."""
+        rows = await db.query("SELECT plugin_id, enabled FROM fulmen_plugin_state")
+        stored = {r["plugin_id"]: bool(r["enabled"]) for r in rows}
+        for info in self.plugins.values():
+            if info.id not in stored:
+                stored[info.id] = self.settings.plugins_enabled_by_default
+                await db.query(
+                    "INSERT INTO fulmen_plugin_state (plugin_id, enabled, updated_at) VALUES ({}, {}, {}) "
+                    "ON CONFLICT (plugin_id) DO NOTHING",
+                    info.id, stored[info.id], db.now_ms(),
+                )
+            was, now = info.enabled, stored[info.id]
+            info.enabled = now
+            if initial or was == now or not info.usable:
+                continue
+            if now:
+                await self._start_plugin(info)
+            else:
+                await self._stop_plugin(info)
+
+    # --- background work ---------------------------------------------------------------
+
+    async def _background(self) -> None:
+        """Every process: follow plugin state, deliver due hooks, reconcile payments."""
+        last_reconcile = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            try:
+                await self._sync_plugin_state()
+                await self.hooks.deliver_due()
+                if loop.time() - last_reconcile >= self.settings.reconcile_interval:
+                    last_reconcile = loop.time()
+                    await self.payments.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background pass failed")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), PLUGIN_POLL_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _listen_for_paid_invoices(self) -> None:
+        """Credit invoices the funding source reports paid. Every process may
+        listen: `settle_incoming` credits each invoice once."""
+        await self.payments.check_pending_invoices()
+        while not self._stopping.is_set():
+            try:
+                async for checking_id in self.funding.paid_invoices_stream():
+                    await self.payments.settle_incoming(checking_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("invoice stream ended; reconnecting")
+                await asyncio.sleep(1)
+                await self.payments.check_pending_invoices()
+

@@ -1,0 +1,460 @@
+"""The payment service: every change to a balance happens here.
+
+Read it top to bottom:
+
+1. `create_invoice`  - ask the funding source for an invoice, store it pending.
+2. `pay`             - an invoice this host issued settles internally in one
+                       transaction; any other goes out through the funding
+                       source with a fee reserve held until the node answers.
+3. `settle_incoming` - the funding source says an invoice was paid: credit once.
+4. `finish_outgoing` - the node's final word on an outgoing payment.
+5. `reconcile`       - after a crash or restart, ask the node about anything
+                       still pending.
+
+The rules every path follows:
+- A balance changes only in a transaction that also writes the ledger entry
+  explaining it, so `balance == sum(ledger)` always (`fulmen audit`).
+- Spending is a conditional UPDATE (`... WHERE balance_msat >= amount`), and
+  a status change is a conditional UPDATE on the old status. The database
+  decides who wins a race, so the rules hold across processes.
+- Post-commit work (plugin hooks, events, webhooks) is written to an outbox
+  inside the same transaction, then delivered after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+import bolt11 as bolt11_lib
+from piccolo.engine.base import Engine
+
+from .db import now_ms, query, transaction
+from .errors import BadRequest, Conflict, InsufficientBalance, NotFound, PaymentFailed
+from .funding import FundingError, FundingSource, PaymentState, PaymentStatus
+from .models import InvoiceInfo, InvoiceRequest, Payment, WalletAuth
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Called with each payment that reached a final state, after the commit.
+SettledListener = Callable[[Payment], Awaitable[None]]
+# Called inside the settling transaction, to write durable outbox rows.
+OutboxWriter = Callable[[Payment, str], Awaitable[None]]
+
+PAYMENT_COLUMNS = "*"
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name in ("UniqueViolationError", "IntegrityError") and (
+        "unique" in str(exc).lower() or name == "UniqueViolationError"
+    )
+
+
+class PaymentService:
+    def __init__(self, settings: Settings, engine: Engine, funding: FundingSource, hooks: Any) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.funding = funding
+        self.hooks = hooks
+        self.outbox_writers: list[OutboxWriter] = []
+        self.listeners: list[SettledListener] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- 1. receive -------------------------------------------------------------
+
+    async def create_invoice(self, wallet: WalletAuth, request: InvoiceRequest) -> Payment:
+        if request.amount_msat <= 0:
+            raise BadRequest("amount must be greater than zero")
+        if request.amount_msat > self.settings.max_invoice_msat:
+            raise BadRequest(
+                f"amount is above this host's limit of {self.settings.max_invoice_msat // 1000} sat"
+            )
+        await self.hooks.before_invoice_created(wallet=wallet, request=request)
+        try:
+            created = await self.funding.create_invoice(
+                request.amount_msat, request.memo, request.description_hash, request.expiry
+            )
+        except FundingError as exc:
+            raise PaymentFailed(f"The funding source could not create an invoice: {exc}") from exc
+        now = now_ms()
+        rows = await query(
+            "INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, bolt11, "
+            "bolt11_hash, amount_msat, fee_msat, fee_reserve_msat, memo, preimage, expires_at, "
+            "webhook, extra, tag, internal, created_at, updated_at) VALUES "
+            "({}, {}, 'pending', {}, {}, {}, {}, {}, 0, 0, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
+            f"RETURNING {PAYMENT_COLUMNS}",
+            wallet.wallet_id, False, created.payment_hash, created.checking_id, created.bolt11,
+            sha256_hex(created.bolt11.lower()), request.amount_msat, request.memo, created.preimage,
+            now + request.expiry * 1000, request.webhook, json.dumps(request.extra),
+            request.extra.get("tag"), False, now, now,
+        )
+        return Payment.from_row(rows[0])
+
+    # --- 2. send ----------------------------------------------------------------
+
+    async def pay(
+        self,
+        wallet: WalletAuth,
+        bolt11: str,
+        extra: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Payment:
+        bolt11 = bolt11.strip()
+        if bolt11.lower().startswith("lightning:"):
+            bolt11 = bolt11[len("lightning:"):]
+        if idempotency_key:
+            earlier = await self._idempotent_result(wallet, idempotency_key, bolt11)
+            if earlier:
+                return earlier
+
+        invoice, own = await self._invoice_info(bolt11)
+        if invoice.amount_msat <= 0:
+            raise BadRequest("Amountless invoices are not supported; ask for an invoice with an amount")
+        if invoice.expires_at <= now_ms():
+            raise BadRequest("Invoice has expired")
+        await self.hooks.before_payment_sent(wallet=wallet, invoice=invoice)
+
+        try:
+            if own is not None:
+                return await self._pay_internal(wallet, own, extra or {}, idempotency_key)
+            return await self._pay_external(wallet, invoice, extra or {}, idempotency_key)
+        except Exception as exc:
+            if idempotency_key and is_unique_violation(exc):
+                # A concurrent request with the same key won; return its result.
+                earlier = await self._idempotent_result(wallet, idempotency_key, bolt11)
+                if earlier:
+                    return earlier
+            raise
+
+    async def _idempotent_result(self, wallet: WalletAuth, key: str, bolt11: str) -> Payment | None:
+        rows = await query(
+            "SELECT * FROM fulmen_payment WHERE wallet_id = {} AND idempotency_key = {}",
+            wallet.wallet_id, key,
+        )
+        if not rows:
+            return None
+        payment = Payment.from_row(rows[0])
+        if payment.bolt11.lower() != bolt11.lower():
+            raise Conflict("Idempotency-Key was already used with a different invoice")
+        return payment
+
+    async def _invoice_info(self, bolt11: str) -> tuple[InvoiceInfo, dict | None]:
+        """Facts about the invoice, and its incoming row if this host issued it.
+        Our own invoices are found by hash of their text, without decoding."""
+        rows = await query(
+            "SELECT * FROM fulmen_payment WHERE bolt11_hash = {} AND NOT out", sha256_hex(bolt11.lower())
+        )
+        if rows:
+            row = rows[0]
+            info = InvoiceInfo(
+                bolt11=bolt11, payment_hash=row["payment_hash"], amount_msat=int(row["amount_msat"]),
+                expires_at=int(row["expires_at"]), description=row["memo"], description_hash=None,
+                payee=None, internal=True,
+            )
+            return info, row
+        try:
+            decoded = bolt11_lib.decode(bolt11)
+        except Exception as exc:  # the decoder raises many types for bad input
+            raise BadRequest(f"Invalid bolt11 invoice: {exc or type(exc).__name__}") from None
+        info = InvoiceInfo(
+            bolt11=bolt11, payment_hash=decoded.payment_hash,
+            amount_msat=int(decoded.amount_msat or 0),
+            expires_at=(decoded.date + decoded.expiry) * 1000,
+            description=decoded.description, description_hash=decoded.description_hash,
+            payee=decoded.payee, internal=False,
+        )
+        # Same invoice in another spelling (e.g. upper case): still ours.
+        rows = await query(
+            "SELECT * FROM fulmen_payment WHERE payment_hash = {} AND NOT out", info.payment_hash
+        )
+        return info, (rows[0] if rows else None)
+
+    async def _pay_internal(
+        self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
+    ) -> Payment:
+        amount = int(invoice_row["amount_msat"])
+        now = now_ms()
+        async with transaction(self.engine):
+            # Claim the invoice first: of two concurrent payers, one gets the row.
+            claimed = await query(
+                "UPDATE fulmen_payment SET status = 'success', updated_at = {} "
+                "WHERE id = {} AND status = 'pending' AND expires_at > {} RETURNING *",
+                now, invoice_row["id"], now,
+            )
+            if not claimed:
+                raise BadRequest(await self._why_unpayable(int(invoice_row["id"])))
+            incoming = Payment.from_row(claimed[0])
+            # Wallet rows in a fixed order, so two opposite payments cannot deadlock.
+            for wallet_id, delta in sorted(
+                [(wallet.wallet_id, -amount), (incoming.wallet_id, amount)], key=lambda x: (x[0], x[1])
+            ):
+                await self._change_balance(wallet_id, delta)
+            outgoing = await self._insert_outgoing(
+                wallet, incoming.bolt11, incoming.payment_hash, amount, 0, "success",
+                f"internal_{incoming.payment_hash}", incoming.memo, incoming.expires_at,
+                extra, idempotency_key, internal=True, preimage=incoming.preimage,
+            )
+            await self._ledger(wallet.wallet_id, -amount, "payment", outgoing.id, now)
+            await self._ledger(incoming.wallet_id, amount, "payment", incoming.id, now)
+            await self._write_outbox(incoming, "on_invoice_paid")
+            await self._write_outbox(outgoing, "on_payment_sent")
+        self._after_commit(incoming, outgoing)
+        return outgoing
+
+    async def _why_unpayable(self, payment_id: int) -> str:
+        current = await self.get_by_id(payment_id)
+        if current.status == "success":
+            return "Invoice is already paid"
+        if current.expires_at <= now_ms():
+            return "Invoice has expired"
+        return f"Invoice cannot be paid (it is {current.status})"
+
+    async def _pay_external(
+        self, wallet: WalletAuth, invoice: InvoiceInfo, extra: dict, idempotency_key: str | None
+    ) -> Payment:
+        amount = invoice.amount_msat
+        reserve = self.settings.fee_reserve(amount)
+        now = now_ms()
+        async with transaction(self.engine):
+            await self._change_balance(wallet.wallet_id, -(amount + reserve))
+            outgoing = await self._insert_outgoing(
+                wallet, invoice.bolt11, invoice.payment_hash, amount, reserve, "pending",
+                invoice.payment_hash, invoice.description or "", invoice.expires_at,
+                extra, idempotency_key, internal=False, preimage=None,
+            )
+            await self._ledger(wallet.wallet_id, -(amount + reserve), "payment", outgoing.id, now)
+
+        # The reservation is committed: from here a crash leaves a pending
+        # payment that `reconcile` resolves. An error is not a failure.
+        try:
+            status = await self.funding.pay_invoice(invoice.bolt11, reserve)
+        except Exception as exc:
+            log.warning("pay_invoice for %s raised %r; left pending", invoice.payment_hash, exc)
+            status = PaymentStatus(PaymentState.PENDING)
+        final = await self.finish_outgoing(outgoing.id, status)
+        if final.status == "failed":
+            raise PaymentFailed(f"Payment failed: {final.error or 'the node could not route it'}")
+        return final
+
+    # --- 3. an invoice paid from outside ------------------------------------------
+
+    async def settle_incoming(self, checking_id: str, require_unexpired: bool = False) -> Payment | None:
+        """Credit an incoming invoice the funding source reports as paid.
+        Returns the payment if this call credited it, None if it was already
+        settled (or unknown): safe to call any number of times, from any process."""
+        now = now_ms()
+        async with transaction(self.engine):
+            expiry_clause = " AND expires_at > {}" if require_unexpired else ""
+            args: list[Any] = [now, checking_id] + ([now] if require_unexpired else [])
+            rows = await query(
+                "UPDATE fulmen_payment SET status = 'success', updated_at = {} "
+                "WHERE checking_id = {} AND NOT out AND status = 'pending'" + expiry_clause
+                + " RETURNING *",
+                *args,
+            )
+            if not rows:
+                return None
+            incoming = Payment.from_row(rows[0])
+            await self._change_balance(incoming.wallet_id, incoming.amount_msat)
+            await self._ledger(incoming.wallet_id, incoming.amount_msat, "payment", incoming.id, now)
+            await self._write_outbox(incoming, "on_invoice_paid")
+        self._after_commit(incoming)
+        return incoming
+
+    # --- 4. the node's final word on an outgoing payment ------------------------------
+
+    async def finish_outgoing(self, payment_id: int, status: PaymentStatus) -> Payment:
+        """Apply a final status once; a pending status changes nothing."""
+        if status.state is PaymentState.PENDING:
+            return await self.get_by_id(payment_id)
+        now = now_ms()
+        async with transaction(self.engine):
+            if status.state is PaymentState.SUCCESS:
+                rows = await query(
+                    "UPDATE fulmen_payment SET status = 'success', fee_msat = {}, preimage = {}, "
+                    "updated_at = {} WHERE id = {} AND status = 'pending' RETURNING *",
+                    status.fee_msat or 0, status.preimage, now, payment_id,
+                )
+            else:
+                rows = await query(
+                    "UPDATE fulmen_payment SET status = 'failed', error = {}, updated_at = {} "
+                    "WHERE id = {} AND status = 'pending' RETURNING *",
+                    status.error, now, payment_id,
+                )
+            if not rows:  # someone else already applied a final status
+                return await self.get_by_id(payment_id)
+            payment = Payment.from_row(rows[0])
+            held = -payment.amount_msat + payment.fee_reserve_msat
+            if payment.status == "success":
+                refund = max(0, payment.fee_reserve_msat - payment.fee_msat)
+                if payment.fee_msat > payment.fee_reserve_msat:
+                    log.error("payment %s: fee %s above reserve", payment.id, payment.fee_msat)
+                hook = "on_payment_sent"
+            else:
+                refund = held
+                hook = "on_payment_failed"
+            if refund:
+                await self._change_balance(payment.wallet_id, refund)
+                await self._ledger(payment.wallet_id, refund, "refund", payment.id, now)
+            await self._write_outbox(payment, hook)
+        self._after_commit(payment)
+        return payment
+
+    # --- 5. reconciliation ---------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """Ask the funding source about every pending outgoing payment and
+        apply final answers. Returns how many were resolved."""
+        rows = await query(
+            "SELECT id, payment_hash FROM fulmen_payment WHERE status = 'pending' AND out AND NOT internal"
+        )
+        resolved = 0
+        for row in rows:
+            try:
+                status = await self.funding.get_payment_status(row["payment_hash"])
+            except Exception as exc:
+                log.warning("status check for %s failed: %r", row["payment_hash"], exc)
+                continue
+            if status.final:
+                await self.finish_outgoing(int(row["id"]), status)
+                resolved += 1
+        return resolved
+
+    async def check_pending_invoices(self) -> int:
+        """Ask the funding source about unexpired pending incoming invoices
+        (after a stream reconnect, or at start)."""
+        rows = await query(
+            "SELECT checking_id FROM fulmen_payment WHERE status = 'pending' AND NOT out "
+            "AND expires_at > {}",
+            now_ms() - 3_600_000,
+        )
+        settled = 0
+        for row in rows:
+            try:
+                status = await self.funding.get_invoice_status(row["checking_id"])
+            except Exception:
+                continue
+            if status.state is PaymentState.SUCCESS and await self.settle_incoming(row["checking_id"]):
+                settled += 1
+        return settled
+
+    # --- admin ----------------------------------------------------------------
+
+    async def admin_adjust(self, wallet_id: str, amount_msat: int, reason: str) -> int:
+        """Credit (positive) or debit (negative) a wallet; returns the new balance."""
+        if amount_msat == 0:
+            raise BadRequest("amount must not be zero")
+        async with transaction(self.engine):
+            balance = await self._change_balance(wallet_id, amount_msat)
+            await self._ledger(wallet_id, amount_msat, "admin", None, now_ms(), reason)
+        return balance
+
+    # --- reading ---------------------------------------------------------------
+
+    async def get_by_id(self, payment_id: int) -> Payment:
+        rows = await query("SELECT * FROM fulmen_payment WHERE id = {}", payment_id)
+        if not rows:
+            raise NotFound("Payment not found.")
+        return Payment.from_row(rows[0])
+
+    async def find_by_hash(self, payment_hash: str, wallet_id: str | None = None) -> list[Payment]:
+        if wallet_id:
+            rows = await query(
+                "SELECT * FROM fulmen_payment WHERE payment_hash = {} AND wallet_id = {} ORDER BY id",
+                payment_hash, wallet_id,
+            )
+        else:
+            rows = await query(
+                "SELECT * FROM fulmen_payment WHERE payment_hash = {} ORDER BY id", payment_hash
+            )
+        return [Payment.from_row(r) for r in rows]
+
+    # --- the building blocks -----------------------------------------------------
+
+    async def _change_balance(self, wallet_id: str, delta: int) -> int:
+        if delta < 0:
+            rows = await query(
+                "UPDATE fulmen_wallet SET balance_msat = balance_msat + {} "
+                "WHERE id = {} AND NOT deleted AND balance_msat >= {} RETURNING balance_msat",
+                delta, wallet_id, -delta,
+            )
+            if not rows:
+                if not await query("SELECT 1 FROM fulmen_wallet WHERE id = {} AND NOT deleted", wallet_id):
+                    raise NotFound("Wallet not found.")
+                raise InsufficientBalance("Insufficient balance.")
+        else:
+            rows = await query(
+                "UPDATE fulmen_wallet SET balance_msat = balance_msat + {} WHERE id = {} "
+                "RETURNING balance_msat",
+                delta, wallet_id,
+            )
+            if not rows:
+                raise NotFound("Wallet not found.")
+        return int(rows[0]["balance_msat"])
+
+    async def _ledger(
+        self, wallet_id: str, amount: int, kind: str, payment_id: int | None, now: int, reason: str = ""
+    ) -> None:
+        await query(
+            "INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, created_at) "
+            "VALUES ({}, {}, {}, {}, {}, {})",
+            wallet_id, amount, kind, payment_id, reason, now,
+        )
+
+    async def _insert_outgoing(
+        self, wallet: WalletAuth, bolt11: str, payment_hash: str, amount: int, reserve: int,
+        status: str, checking_id: str, memo: str, expires_at: int, extra: dict,
+        idempotency_key: str | None, *, internal: bool, preimage: str | None,
+    ) -> Payment:
+        now = now_ms()
+        rows = await query(
+            "INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, bolt11, "
+            "amount_msat, fee_msat, fee_reserve_msat, memo, preimage, expires_at, extra, tag, "
+            "internal, idempotency_key, created_at, updated_at) VALUES "
+            "({}, {}, {}, {}, {}, {}, {}, 0, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING *",
+            wallet.wallet_id, True, status, payment_hash, checking_id, bolt11, -amount, reserve,
+            memo, preimage, expires_at, json.dumps(extra), extra.get("tag"), internal,
+            idempotency_key, now, now,
+        )
+        return Payment.from_row(rows[0])
+
+    async def _write_outbox(self, payment: Payment, hook: str) -> None:
+        """Durable post-commit work, recorded in the payment's own transaction."""
+        now = now_ms()
+        for plugin_id in self.hooks.durable_targets(hook):
+            await query(
+                "INSERT INTO fulmen_hook_delivery (payment_id, plugin_id, hook, status, attempts, "
+                "next_attempt_at, locked_until, created_at) VALUES ({}, {}, {}, 'pending', 0, {}, 0, {})",
+                payment.id, plugin_id, hook, now, now,
+            )
+        for writer in self.outbox_writers:
+            await writer(payment, hook)
+
+    def _after_commit(self, *payments: Payment) -> None:
+        """Start post-commit delivery without holding up the response."""
+        for payment in payments:
+            for listener in self.listeners:
+                self._spawn(listener(payment))
+        if self.hooks.has_durable_targets():
+            self._spawn(self.hooks.deliver_due())
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for post-commit tasks (used at shutdown and in tests)."""
+        deadline = time.monotonic() + timeout
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.wait(list(self._tasks), timeout=max(0.01, deadline - time.monotonic()))

@@ -1,0 +1,155 @@
+"""Finding, loading and tracking plugins.
+
+A plugin is an installed distribution with an entry point in the group
+`fulmen.plugins`; the entry point's name is the plugin id and its target is
+the module holding the hook implementations. Each plugin is loaded on its
+own, so one that fails to import is marked `failed` and the rest still load.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+from importlib_metadata import entry_points
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from . import hookspecs
+from .version import __version__
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "fulmen.plugins"
+PLUGIN_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+# First path segments the host itself serves; a plugin mounted there would shadow them.
+RESERVED_IDS = frozenset(
+    {
+        "api", "admin", "static", "health", "ready", "metrics", "docs", "schema",
+        "well_known", "users", "wallet", "wallets", "account", "login", "logout",
+        "plugins", "fulmen", "ws", "events", "favicon",
+    }
+)
+
+
+class PluginError(Exception):
+    pass
+
+
+@dataclass
+class PluginInfo:
+    id: str
+    version: str = ""
+    summary: str = ""
+    distribution: str = ""
+    module: Any = None
+    #: loaded | failed | incompatible  (enabled/disabled is `enabled`)
+    state: str = "loaded"
+    enabled: bool = False
+    error: str | None = None
+    started: bool = False
+    apps: list[Any] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "loaded"
+
+    def fail(self, error: str) -> None:
+        self.state = "failed"
+        self.error = error
+        log.error("plugin %s quarantined: %s", self.id, error)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "summary": self.summary,
+            "distribution": self.distribution,
+            "enabled": self.enabled,
+            "state": ("enabled" if self.enabled else "disabled") if self.usable else self.state,
+            "last_error": self.error,
+        }
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("fulmen")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def check_id(plugin_id: str) -> str | None:
+    """Why this id cannot be a plugin id, or None when it can."""
+    if not PLUGIN_ID.match(plugin_id):
+        return f"plugin id {plugin_id!r} must match [a-z][a-z0-9_]*"
+    if plugin_id in RESERVED_IDS:
+        return f"plugin id {plugin_id!r} is reserved for the host's own paths"
+    return None
+
+
+def host_compatibility(dist: Any) -> str | None:
+    """Why this distribution cannot run on this host version, or None."""
+    for spec in dist.requires or []:
+        req = Requirement(spec)
+        if req.name.lower() == "fulmen" and req.marker is None:
+            if req.specifier and Version(__version__) not in req.specifier:
+                return (
+                    f"needs fulmen{req.specifier}, but this host is {__version__}; "
+                    "install a matching plugin version"
+                )
+    return None
+
+
+def discover(allow: set[str] | None) -> list[PluginInfo]:
+    """Load installed plugins, one by one. Under test, nothing is loaded
+    unless named in `allow`, so stray installed plugins never leak in."""
+    if allow is None and getattr(sys, "_called_from_test", False):
+        return []
+    found: dict[str, PluginInfo] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if allow is not None and ep.name not in allow:
+            continue
+        dist = ep.dist
+        dist_name = dist.metadata["Name"] if dist else ""
+        if ep.name in found:
+            if found[ep.name].distribution == dist_name:
+                continue  # the same distribution seen twice on sys.path
+            found[ep.name].fail(
+                f"plugin id {ep.name!r} is claimed by both {found[ep.name].distribution!r} "
+                f"and {dist_name!r}"
+            )
+            continue
+        info = PluginInfo(
+            id=ep.name,
+            version=dist.version if dist else "",
+            summary=(dist.metadata["Summary"] or "") if dist else "",
+            distribution=dist_name,
+        )
+        found[ep.name] = info
+        problem = check_id(ep.name)
+        if problem:
+            info.fail(problem)
+            continue
+        if dist and (problem := host_compatibility(dist)):
+            info.state, info.error = "incompatible", problem
+            log.error("plugin %s refused: %s", ep.name, problem)
+            continue
+        try:
+            info.module = ep.load()
+        except Exception:
+            info.fail("import failed:\n" + traceback.format_exc(limit=5))
+    return list(found.values())
+
+
+def register(pm: pluggy.PluginManager, info: PluginInfo) -> None:
+    try:
+        pm.register(info.module, name=info.id)
+        pm.check_pending()
+    except Exception as exc:
+        if pm.is_registered(info.module):
+            pm.unregister(info.module)
+        info.fail(f"does not fit the hook contract: {exc}")

@@ -1,0 +1,78 @@
+"""Settings, read once from the environment and `.env`.
+
+Every setting is `FULMEN_<NAME>` except the conventional `DATABASE_URL` and
+`REDIS_URL`. The table in docs/operations.md lists them all; keep it in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FULMEN_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # Where the SQLite database, node key and admin key file live.
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = 5001
+    # Public base URL used in LNURLs and links; derived from the request when empty.
+    base_url: str = ""
+
+    database_url: str = Field(
+        default="", validation_alias=AliasChoices("DATABASE_URL", "FULMEN_DATABASE_URL")
+    )
+    redis_url: str = Field(
+        default="", validation_alias=AliasChoices("REDIS_URL", "FULMEN_REDIS_URL")
+    )
+    db_pool_size: int = 20
+
+    # Admin bearer credential; generated into data_dir/admin_key on first start when empty.
+    admin_key: str = ""
+    allow_signup: bool = True
+
+    funding_source: str = "fake"
+    # FakeWallet: hex private key of the node; generated into data_dir/node_key when empty.
+    fake_node_key: str = ""
+    network: str = "bc"  # bolt11 currency prefix: bc, tb, bcrt, tbs
+
+    # Fee reserve for external payments: max(min_msat, percent of amount).
+    fee_reserve_min_msat: int = 2000
+    fee_reserve_percent: float = 1.0
+    max_invoice_msat: int = 10_000_000_000  # 0.1 BTC
+    default_invoice_expiry: int = 3600
+
+    # Plugins: comma-separated allow-list (empty = every installed plugin).
+    plugins: str = ""
+    plugins_enabled_by_default: bool = True
+    # A plugin that fails to load, migrate or start stops the host (for CI).
+    plugins_strict: bool = False
+
+    # Outbound HTTP (LNURL, webhooks, rates).
+    http_timeout: float = 10.0
+    http_max_response_bytes: int = 1_000_000
+    allow_private_addresses: bool = False
+    allow_insecure_http_hosts: str = ""  # comma-separated hosts allowed over plain http
+
+    reconcile_interval: float = 30.0
+    log_level: str = "INFO"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "fulmen.sqlite3"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://"))
+
+    def plugin_allow_list(self) -> set[str] | None:
+        names = {p.strip() for p in self.plugins.split(",") if p.strip()}
+        return names or None
+
+    def fee_reserve(self, amount_msat: int) -> int:
+        return max(self.fee_reserve_min_msat, int(amount_msat * self.fee_reserve_percent / 100))
