@@ -244,27 +244,10 @@ class LndRestFunding:
             "timeout_seconds": int(self.pay_timeout),
             "no_inflight_updates": True,
         }
-        last: PaymentStatus = PaymentStatus(PaymentState.PENDING)
         deadline = self.pay_timeout + self.http.timeout
         try:
             async with asyncio.timeout(deadline):
-                async with aclosing(
-                    self.http.stream_json_lines(
-                        "POST", "/v2/router/send", json=data, read_timeout=deadline
-                    )
-                ) as updates:
-                  async for msg in updates:
-                    if not isinstance(msg, dict):
-                        continue
-                    if "error" in msg:
-                        return self._send_error(msg)
-                    result = msg.get("result", msg)
-                    st = self._payment_status(result) if isinstance(result, dict) else None
-                    if st is None:
-                        continue
-                    last = st
-                    if st.final:
-                        return st
+                return await self._follow_send(data, deadline)
         except NodeAnswerError as exc:
             if _is_auth_error(exc.body, exc.status):
                 return PaymentStatus(PaymentState.FAILED, error="LND refused the macaroon")
@@ -278,6 +261,25 @@ class LndRestFunding:
         except Exception as exc:  # never turn an unknown into a failure
             log.exception("unexpected error while paying with LND")
             return PaymentStatus(PaymentState.PENDING, error=type(exc).__name__)
+
+    async def _follow_send(self, data: dict, read_timeout: float) -> PaymentStatus:
+        last = PaymentStatus(PaymentState.PENDING)
+        updates = self.http.stream_json_lines(
+            "POST", "/v2/router/send", json=data, read_timeout=read_timeout
+        )
+        async with aclosing(updates):
+            async for msg in updates:
+                if not isinstance(msg, dict):
+                    continue
+                if "error" in msg:
+                    return self._send_error(msg)
+                result = msg.get("result", msg)
+                st = self._payment_status(result) if isinstance(result, dict) else None
+                if st is None:
+                    continue
+                last = st
+                if st.final:
+                    return st
         return last
 
     def _send_error(self, body: dict) -> PaymentStatus:
@@ -297,23 +299,7 @@ class LndRestFunding:
             raise FundingError("payment hash is not hex") from None
         try:
             async with asyncio.timeout(self.http.timeout):
-                async for msg in self.http.stream_json_lines(
-                    "GET", path, read_timeout=self.http.timeout
-                ):
-                    if not isinstance(msg, dict):
-                        continue
-                    if "error" in msg:
-                        if error_code(msg) == GRPC_NOT_FOUND:
-                            return PaymentStatus(PaymentState.PENDING, error="unknown to LND")
-                        if _is_auth_error(msg):
-                            raise NodeAuthError("LND refused the macaroon", None, msg)
-                        raise NodeAnswerError(f"LND: {error_message(msg)}", None, msg)
-                    result = msg.get("result", msg)
-                    st = self._payment_status(result) if isinstance(result, dict) else None
-                    if st is not None:
-                        # The first update is the current state; an in-flight
-                        # payment keeps the stream open, so stop here.
-                        return st
+                return await self._track_once(path)
         except TimeoutError:
             return PaymentStatus(PaymentState.PENDING)
         except NodeAnswerError as exc:
@@ -322,6 +308,25 @@ class LndRestFunding:
             if _is_auth_error(exc.body, exc.status):
                 raise NodeAuthError("LND refused the macaroon", exc.status, exc.body) from None
             raise
+
+    async def _track_once(self, path: str) -> PaymentStatus:
+        updates = self.http.stream_json_lines("GET", path, read_timeout=self.http.timeout)
+        async with aclosing(updates):
+            async for msg in updates:
+                if not isinstance(msg, dict):
+                    continue
+                if "error" in msg:
+                    if error_code(msg) == GRPC_NOT_FOUND:
+                        return PaymentStatus(PaymentState.PENDING, error="unknown to LND")
+                    if _is_auth_error(msg):
+                        raise NodeAuthError("LND refused the macaroon", None, msg)
+                    raise NodeAnswerError(f"LND: {error_message(msg)}", None, msg)
+                result = msg.get("result", msg)
+                st = self._payment_status(result) if isinstance(result, dict) else None
+                if st is not None:
+                    # The first update is the current state; an in-flight
+                    # payment keeps the stream open, so stop here.
+                    return st
         return PaymentStatus(PaymentState.PENDING)
 
     # ------------------------------------------------------------ stream
@@ -337,6 +342,29 @@ class LndRestFunding:
                 best = max(best, as_int(inv.get("settle_index"), 0) or 0)
         return best
 
+    def _settled_hash(self, msg: Any) -> str | None:
+        """The payment hash of a settlement event not yet yielded, else None."""
+        if not isinstance(msg, dict):
+            return None
+        if "error" in msg:
+            raise NodeAnswerError(f"LND stream: {error_message(msg)}", None, msg)
+        inv = msg.get("result", msg)
+        if not isinstance(inv, dict):
+            return None
+        if inv.get("state") != "SETTLED" and inv.get("settled") is not True:
+            return None
+        idx = as_int(inv.get("settle_index"), 0) or 0
+        if self.settle_index and idx and idx <= self.settle_index:
+            return None  # already yielded before a reconnect
+        try:
+            payment_hash = b64_to_hex(inv.get("r_hash"), "r_hash")
+        except NodeAnswerError:
+            log.warning("LND stream: settled invoice without a usable r_hash")
+            return None
+        if idx:
+            self.settle_index = max(self.settle_index or 0, idx)
+        return payment_hash
+
     async def paid_invoices_stream(self) -> AsyncIterator[str]:
         backoff = Backoff(self.reconnect_initial, self.reconnect_max)
         while True:
@@ -344,38 +372,23 @@ class LndRestFunding:
                 if self.settle_index is None:
                     self.settle_index = await self._initial_settle_index()
                 params = {"settle_index": str(self.settle_index)} if self.settle_index else {}
-                async for msg in self.http.stream_json_lines(
+                events = self.http.stream_json_lines(
                     "GET",
                     "/v1/invoices/subscribe",
                     params=params,
                     read_timeout=self.stream_idle_timeout,
-                ):
-                    backoff.reset()
-                    if not isinstance(msg, dict):
-                        continue
-                    if "error" in msg:
-                        raise NodeAnswerError(f"LND stream: {error_message(msg)}", None, msg)
-                    inv = msg.get("result", msg)
-                    if not isinstance(inv, dict):
-                        continue
-                    if inv.get("state") != "SETTLED" and inv.get("settled") is not True:
-                        continue
-                    idx = as_int(inv.get("settle_index"), 0) or 0
-                    if self.settle_index and idx and idx <= self.settle_index:
-                        continue  # already yielded before a reconnect
-                    try:
-                        payment_hash = b64_to_hex(inv.get("r_hash"), "r_hash")
-                    except NodeAnswerError:
-                        log.warning("LND stream: settled invoice without a usable r_hash")
-                        continue
-                    if idx:
-                        self.settle_index = max(self.settle_index or 0, idx)
-                    yield payment_hash
+                )
+                async with aclosing(events):
+                    async for msg in events:
+                        backoff.reset()
+                        payment_hash = self._settled_hash(msg)
+                        if payment_hash is not None:
+                            yield payment_hash
                 log.info("LND invoice stream ended; reconnecting")
+            except NodeStreamIdle:
+                log.info("LND invoice stream idle; reconnecting")
+                continue
             except NodeUnreachable as exc:
-                if "stopped answering" in str(exc):
-                    log.info("LND invoice stream idle; reconnecting")
-                    continue
                 log.warning("LND invoice stream lost: %s", exc)
             except FundingError as exc:
                 log.warning("LND invoice stream error: %s", exc)

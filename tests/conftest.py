@@ -1,0 +1,1 @@
+"""Fixtures come from `fulmen.testing` (a pytest plugin the host installs)."""
