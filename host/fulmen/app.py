@@ -11,7 +11,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
-from .api import admin, health, payments, wallets
+from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
 from .errors import FulmenError
 from .host import Host
 from .settings import Settings
@@ -85,12 +85,10 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
         finally:
             await host.stop()
 
-    from .api import web
-
     app = Litestar(
         route_handlers=[
             *health.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
-            *web.ROUTES, *plugin_routers(host),
+            *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES, *plugin_routers(host),
         ],
         lifespan=[lifespan],
         exception_handlers={

@@ -20,6 +20,7 @@ from . import db
 from .funding import FundingSource, make_funding_source
 from .hooks import Hooks
 from .keys import same
+from .net import SafeHttp
 from .payments import PaymentService
 from .piccolo_app import APP_CONFIG as CORE_APP
 from .plugins import PluginInfo, discover, new_plugin_manager, register
@@ -70,7 +71,7 @@ class Host:
         self.wallets = WalletService(self.engine)
         self.payments = PaymentService(settings, self.engine, self.funding, self.hooks)
         self.events: Any = None  # set by the events module when it is wired in
-        self.http: Any = None
+        self.http = SafeHttp.from_settings(settings)
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.started = False
@@ -148,6 +149,7 @@ class Host:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.funding.close()
+        await self.http.close()
         await db.close_engine(self.engine)
 
     async def migrate(self) -> dict[str, list[str]]:

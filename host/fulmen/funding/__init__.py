@@ -17,6 +17,10 @@ from .base import (
 # name -> "module:factory". Each factory takes Settings and returns a FundingSource.
 BACKENDS = {
     "fake": "fulmen.funding.fake:from_settings",
+    "lnd": "fulmen.funding.lnd:from_settings",
+    "cln": "fulmen.funding.cln:from_settings",
+    "eclair": "fulmen.funding.eclair:from_settings",
+    "lnbits": "fulmen.funding.lnbits:from_settings",
 }
 
 

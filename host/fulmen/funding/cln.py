@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 from .http import (
     Backoff,
+    InvoiceUnknown,
     NodeAnswerError,
     NodeAuthError,
     NodeClient,
@@ -261,7 +262,7 @@ class ClnFunding:
         if not isinstance(invoices, list):
             raise NodeAnswerError("Core Lightning sent an unexpected listinvoices answer")
         if not invoices:
-            raise FundingError("Core Lightning does not know this invoice")
+            raise InvoiceUnknown("Core Lightning does not know this invoice")
         inv = invoices[0]
         status = inv.get("status")
         if status == "paid":

@@ -10,7 +10,6 @@ process created or was told to watch; Eclair's websocket is not used.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
@@ -26,13 +25,14 @@ from .http import (
     Backoff,
     NodeAnswerError,
     NodeAuthError,
+    InvoiceUnknown,
+    InvoiceWatcher,
     NodeClient,
     as_int,
     error_message,
     hash32_hex,
     read_secret_file,
 )
-from .watch import InvoiceWatcher
 
 log = logging.getLogger("fulmen.funding.eclair")
 
@@ -141,7 +141,7 @@ class EclairFunding:
             body = await self._post("getreceivedinfo", {"paymentHash": checking_id})
         except NodeAnswerError as exc:
             if exc.status == 404:
-                raise FundingError("Eclair does not know this invoice") from None
+                raise InvoiceUnknown("Eclair does not know this invoice") from None
             raise
         if not isinstance(body, dict):
             raise NodeAnswerError("Eclair sent an unexpected getreceivedinfo answer")
@@ -287,5 +287,3 @@ def from_settings(settings: Any = None) -> EclairFunding:
         reconnect_max=s.reconnect_max,
     )
 
-
-_ = asyncio

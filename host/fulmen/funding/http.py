@@ -22,12 +22,13 @@ import json
 import logging
 import random
 import ssl
+import time
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import FundingError
+from .base import FundingError, PaymentState
 
 log = logging.getLogger("fulmen.funding")
 
@@ -376,3 +377,89 @@ def _describe(exc: Exception) -> str:
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "TLS certificate does not match the pinned certificate"
     return text[:200]
+
+
+# ---------------------------------------------------------------- polling
+
+
+class InvoiceUnknown(FundingError):
+    """The node has no invoice with this id."""
+
+
+class InvoiceWatcher:
+    """Turns "is this invoice paid?" polling into a paid-invoices stream.
+
+    For nodes without a usable push API. Invoices are watched from creation
+    (or from `watch()`) until paid, failed, unknown, or long expired. While the
+    node is unreachable the watcher backs off; the first successful poll
+    after that reports everything paid in the meantime.
+    """
+
+    def __init__(
+        self,
+        check: Any,  # async (checking_id) -> PaymentState
+        interval: float,
+        backoff_initial: float,
+        backoff_max: float,
+        name: str,
+        *,
+        grace: float = 3600.0,
+        concurrency: int = 8,
+    ) -> None:
+        self._check = check
+        self.interval = interval
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.name = name
+        self.grace = grace
+        self.concurrency = concurrency
+        self._watched: dict[str, float | None] = {}
+        self._wakeup = asyncio.Event()
+
+    def watch(self, checking_id: str, expires_at: float | None = None) -> None:
+        self._watched[checking_id] = expires_at
+        self._wakeup.set()
+
+    @property
+    def watched(self) -> set[str]:
+        return set(self._watched)
+
+    async def _poll(self, checking_id: str) -> tuple[str, Any]:
+        try:
+            return checking_id, await self._check(checking_id)
+        except InvoiceUnknown:
+            return checking_id, None
+
+    async def stream(self) -> AsyncIterator[str]:
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
+        while True:
+            ids = list(self._watched)
+            failed = False
+            for start in range(0, len(ids), self.concurrency):
+                chunk = ids[start : start + self.concurrency]
+                try:
+                    results = await asyncio.gather(*(self._poll(c) for c in chunk))
+                except FundingError as exc:
+                    log.warning("%s: cannot poll invoices: %s", self.name, exc)
+                    failed = True
+                    break
+                now = time.time()
+                for checking_id, state in results:
+                    if state is PaymentState.SUCCESS:
+                        self._watched.pop(checking_id, None)
+                        yield checking_id
+                    elif state is None or state is PaymentState.FAILED:
+                        self._watched.pop(checking_id, None)
+                    else:
+                        expires = self._watched.get(checking_id)
+                        if expires is not None and now > expires + self.grace:
+                            self._watched.pop(checking_id, None)
+            if failed:
+                await backoff.wait()
+                continue
+            backoff.reset()
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self.interval)
+            except TimeoutError:
+                pass

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 from .http import (
     Backoff,
+    InvoiceUnknown,
     NodeAnswerError,
     NodeAuthError,
     NodeClient,
@@ -206,7 +207,12 @@ class LndRestFunding:
         )
 
     async def get_invoice_status(self, checking_id: str) -> PaymentStatus:
-        body = await self._get(f"/v1/invoice/{checking_id}")
+        try:
+            body = await self._get(f"/v1/invoice/{checking_id}")
+        except NodeAnswerError as exc:
+            if exc.status == 404 or error_code(exc.body) == GRPC_NOT_FOUND:
+                raise InvoiceUnknown("LND does not know this invoice") from None
+            raise
         if not isinstance(body, dict):
             raise NodeAnswerError("LND sent an unexpected invoice answer")
         state = body.get("state")

@@ -1,0 +1,3 @@
+"""events routes."""
+
+ROUTES: list = []

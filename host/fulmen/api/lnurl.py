@@ -1,0 +1,3 @@
+"""lnurl routes."""
+
+ROUTES: list = []
