@@ -54,10 +54,9 @@ def sha256_hex(text: str) -> str:
 
 
 def is_unique_violation(exc: BaseException) -> bool:
+    """A unique index refused the row (sqlite3 or asyncpg)."""
     name = type(exc).__name__
-    return name in ("UniqueViolationError", "IntegrityError") and (
-        "unique" in str(exc).lower() or name == "UniqueViolationError"
-    )
+    return name == "UniqueViolationError" or (name == "IntegrityError" and "UNIQUE" in str(exc))
 
 
 class PaymentService:
@@ -128,9 +127,11 @@ class PaymentService:
             if own is not None:
                 return await self._pay_internal(wallet, own, extra or {}, idempotency_key)
             return await self._pay_external(wallet, invoice, extra or {}, idempotency_key)
-        except Exception as exc:
-            if idempotency_key and is_unique_violation(exc):
-                # A concurrent request with the same key won; return its result.
+        except Exception:
+            if idempotency_key:
+                # A concurrent request with the same key may have won the race
+                # (it claimed the invoice, or its row holds the key): its result
+                # is the answer to this request too.
                 earlier = await self._idempotent_result(wallet, idempotency_key, bolt11)
                 if earlier:
                     return earlier
@@ -225,14 +226,20 @@ class PaymentService:
         amount = invoice.amount_msat
         reserve = self.settings.fee_reserve(amount)
         now = now_ms()
-        async with transaction(self.engine):
-            await self._change_balance(wallet.wallet_id, -(amount + reserve))
-            outgoing = await self._insert_outgoing(
-                wallet, invoice.bolt11, invoice.payment_hash, amount, reserve, "pending",
-                invoice.payment_hash, invoice.description or "", invoice.expires_at,
-                extra, idempotency_key, internal=False, preimage=None,
-            )
-            await self._ledger(wallet.wallet_id, -(amount + reserve), "payment", outgoing.id, now)
+        try:
+            async with transaction(self.engine):
+                await self._change_balance(wallet.wallet_id, -(amount + reserve))
+                outgoing = await self._insert_outgoing(
+                    wallet, invoice.bolt11, invoice.payment_hash, amount, reserve, "pending",
+                    invoice.payment_hash, invoice.description or "", invoice.expires_at,
+                    extra, idempotency_key, internal=False, preimage=None,
+                )
+                await self._ledger(wallet.wallet_id, -(amount + reserve), "payment", outgoing.id, now)
+        except Exception as exc:
+            if is_unique_violation(exc):
+                # Another live payment of this invoice exists (unique index).
+                raise Conflict("This invoice is already paid or being paid") from None
+            raise
 
         # The reservation is committed: from here a crash leaves a pending
         # payment that `reconcile` resolves. An error is not a failure.

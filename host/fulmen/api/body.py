@@ -64,7 +64,9 @@ def boolean(data: dict[str, Any], name: str, default: bool | None = None) -> boo
 
 
 def mapping(data: dict[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name) or {}
+    value = data.get(name)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise BadRequest(f"{name} must be a JSON object")
     return value
