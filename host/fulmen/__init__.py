@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("PICCOLO_CONF", "fulmen.piccolo_conf")
 
 from .api.auth import require_wallet_key  # noqa: E402
+from .db import now_ms, query, run_ddl, transaction
 from .errors import (
     BadRequest,
     Conflict,
@@ -46,5 +47,9 @@ __all__ = [
     "WalletAuth",
     "__version__",
     "hookimpl",
+    "now_ms",
+    "query",
     "require_wallet_key",
+    "run_ddl",
+    "transaction",
 ]
