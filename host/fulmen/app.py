@@ -14,6 +14,7 @@ from litestar.handlers.base import BaseRouteHandler
 from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
 from .errors import FulmenError
 from .host import Host
+from .plugins import call_setup_hook
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,20 +57,20 @@ async def lightning_address(request: Request, username: str) -> Response[dict[st
 
 
 def plugin_routers(host: Host) -> list[Router]:
+    """Each usable plugin's routes under `/{plugin_id}`, behind the enabled-guard.
+    A plugin whose `register_routes` fails is quarantined (fatal when strict)."""
     routers = []
     for info in host.plugins.values():
         if not info.usable:
             continue
-        impl = getattr(info.module, "register_routes", None)
-        if impl is None:
-            continue
         try:
-            handlers = impl(host=host) if "host" in impl.__code__.co_varnames else impl()
+            handlers = call_setup_hook(host.pm, info, "register_routes", host=host)
             if handlers:
                 routers.append(Router(path=f"/{info.id}", route_handlers=list(handlers),
                                       guards=[plugin_enabled_guard(info.id)]))
         except Exception as exc:
-            info.fail(f"register_routes: {exc!r}")
+            info.fail(f"register_routes failed: {exc!r}")
+    host.check_strict()
     return routers
 
 

@@ -9,6 +9,7 @@ of stopping the others. The exceptions a plugin raises on purpose to refuse
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import traceback
@@ -27,7 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLAIM_MS = 60_000  # a claimed delivery is retried by anyone after this
+# A claim is a lease: the claiming process renews it while the hook runs, so a
+# long hook keeps its row, and a row claimed by a process that died is taken
+# over by another within CLAIM_MS.
+CLAIM_MS = 10_000
+RENEW_SECONDS = 3.0
 MAX_ATTEMPTS = 20  # backoff doubles from 2 s, capped at 1 h: about a day in all
 BATCH = 50
 
@@ -64,16 +69,18 @@ class Hooks:
         args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
         return await await_me_maybe(impl.function(**args))
 
-    async def call_all(self, hook: str, **kwargs: Any) -> list[Any]:
-        """Call every enabled implementation; contain failures."""
+    async def call_all(self, hook: str, *, may_refuse: bool = False, **kwargs: Any) -> list[Any]:
+        """Call every enabled implementation; contain failures. Returns
+        `(plugin_id, result)` for each result that is not None. With
+        `may_refuse`, a `FulmenError` (a deliberate refusal) reaches the caller."""
         kwargs.setdefault("host", self.host)
         results = []
         for impl in self._impls(hook):
             try:
                 result = await self._call(impl, kwargs)
-            except FulmenError:
-                raise
             except Exception as exc:
+                if may_refuse and isinstance(exc, FulmenError):
+                    raise
                 self._record_error(impl.plugin_name, hook, exc)
                 continue
             if result is not None:
@@ -110,10 +117,24 @@ class Hooks:
     # --- the hooks the payment service calls --------------------------------------
 
     async def before_invoice_created(self, wallet: Any, request: Any) -> None:
-        await self.call_all("before_invoice_created", wallet=wallet, request=request)
+        await self.call_all("before_invoice_created", may_refuse=True, wallet=wallet, request=request)
 
     async def before_payment_sent(self, wallet: Any, invoice: Any) -> None:
-        await self.call_all("before_payment_sent", wallet=wallet, invoice=invoice)
+        await self.call_all("before_payment_sent", may_refuse=True, wallet=wallet, invoice=invoice)
+
+    async def nav_entries(self) -> list[dict[str, str]]:
+        """Navigation links of the enabled plugins, each tagged with its plugin.
+        Malformed entries are dropped (and logged), never rendered."""
+        entries = []
+        for plugin_id, result in await self.call_all("nav_entries"):
+            for item in result if isinstance(result, list) else [result]:
+                if isinstance(item, dict) and isinstance(item.get("href"), str) \
+                        and isinstance(item.get("label"), str):
+                    entries.append({"href": item["href"], "label": item["label"], "plugin": plugin_id})
+                else:
+                    log.warning("plugin %s: ignored nav entry %r (needs href and label)",
+                                plugin_id, item)
+        return entries
 
     def durable_targets(self, hook: str) -> list[str]:
         """Plugins that must get this payment hook: recorded in the outbox."""
@@ -126,33 +147,68 @@ class Hooks:
 
     async def deliver_due(self) -> int:
         """Claim due deliveries for enabled plugins and run them. Safe to run
-        in every process at once: a conditional UPDATE hands each row to one."""
+        in every process at once: a conditional UPDATE hands each row to one.
+        Returns how many rows this call claimed."""
         enabled = [pid for pid, info in self.plugins.items() if info.usable and info.enabled]
         if not enabled:
             return 0
         now = now_ms()
+        lease = now + CLAIM_MS
         placeholders = ", ".join("{}" for _ in enabled)
         rows = await query(
             "UPDATE fulmen_hook_delivery SET locked_until = {}, attempts = attempts + 1 "
             "WHERE id IN (SELECT id FROM fulmen_hook_delivery WHERE status = 'pending' "
             f"AND next_attempt_at <= {{}} AND locked_until < {{}} AND plugin_id IN ({placeholders}) "
             "ORDER BY id LIMIT {}) AND status = 'pending' AND locked_until < {} RETURNING *",
-            now + CLAIM_MS, now, now, *enabled, BATCH, now,
+            lease, now, now, *enabled, BATCH, now,
         )
         for row in sorted(rows, key=lambda r: r["id"]):
             await self._deliver(row)
         return len(rows)
 
+    async def _renew(self, row_id: int, lease: list[int]) -> None:
+        """Keep a claimed row's lease while its hook runs. `lease[0]` is the
+        value we wrote; it doubles as our claim token."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            new = now_ms() + CLAIM_MS
+            renewed = await query(
+                "UPDATE fulmen_hook_delivery SET locked_until = {} "
+                "WHERE id = {} AND locked_until = {} AND status = 'pending' RETURNING id",
+                new, row_id, lease[0],
+            )
+            if not renewed:
+                log.warning("hook delivery %s: lease lost while the hook ran", row_id)
+                return
+            lease[0] = new
+
     async def _deliver(self, row: dict[str, Any]) -> None:
-        payments = await query("SELECT * FROM fulmen_payment WHERE id = {}", row["payment_id"])
+        lease = [int(row["locked_until"])]
         impls = self._impls(row["hook"], row["plugin_id"])
+        if not impls:
+            # Disabled (here) since the claim: hand the row back untouched; it is
+            # delivered when the plugin is enabled again.
+            await query(
+                "UPDATE fulmen_hook_delivery SET locked_until = 0, attempts = attempts - 1 "
+                "WHERE id = {} AND locked_until = {}",
+                row["id"], lease[0],
+            )
+            return
         error = None
+        renewer = asyncio.ensure_future(self._renew(row["id"], lease))
         try:
+            payments = await query("SELECT * FROM fulmen_payment WHERE id = {}", row["payment_id"])
+            if not payments:
+                raise LookupError(f"payment {row['payment_id']} not found")
+            payment = Payment.from_row(payments[0])
             for impl in impls:
-                await self._call(impl, {"host": self.host, "payment": Payment.from_row(payments[0])})
+                await self._call(impl, {"host": self.host, "payment": payment})
         except Exception as exc:
             self._record_error(row["plugin_id"], row["hook"], exc)
             error = f"{type(exc).__name__}: {exc}"
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
         now = now_ms()
         if error is None:
             await query(
@@ -169,10 +225,17 @@ class Hooks:
                 status, error, now + backoff_ms(attempts), row["id"],
             )
 
-    async def deliveries(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    async def deliveries(
+        self, status: str | None = None, limit: int = 100, plugin_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        where, args = [], []
         if status:
-            return await query(
-                "SELECT * FROM fulmen_hook_delivery WHERE status = {} ORDER BY id DESC LIMIT {}",
-                status, limit,
-            )
-        return await query("SELECT * FROM fulmen_hook_delivery ORDER BY id DESC LIMIT {}", limit)
+            where.append("status = {}")
+            args.append(status)
+        if plugin_id:
+            where.append("plugin_id = {}")
+            args.append(plugin_id)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        return await query(
+            f"SELECT * FROM fulmen_hook_delivery {clause}ORDER BY id DESC LIMIT {{}}", *args, limit
+        )

@@ -23,7 +23,15 @@ from .keys import same
 from .net import SafeHttp
 from .payments import PaymentService
 from .piccolo_app import APP_CONFIG as CORE_APP
-from .plugins import PluginInfo, discover, new_plugin_manager, register
+from .plugins import (
+    PluginError,
+    PluginInfo,
+    app_naming_problem,
+    call_setup_hook,
+    discover,
+    new_plugin_manager,
+    register,
+)
 from .settings import Settings
 from .tables import CORE_TABLES
 from .wallets import WalletService
@@ -66,6 +74,7 @@ class Host:
         for info in self.plugins.values():
             if info.usable:
                 register(self.pm, info)
+        self.check_strict()
         self.hooks = Hooks(self.pm, self.plugins)
         self.hooks.host = self
         self.wallets = WalletService(self.engine)
@@ -80,18 +89,28 @@ class Host:
 
     # --- plugins ---------------------------------------------------------------
 
+    def check_strict(self) -> None:
+        """With FULMEN_PLUGINS_STRICT, any plugin that cannot run stops the host."""
+        if not self.settings.plugins_strict:
+            return
+        broken = [i for i in self.plugins.values() if not i.usable]
+        if broken:
+            raise PluginError("; ".join(f"plugin {i.id} is {i.state}: {i.error}" for i in broken))
+
     def _collect_apps(self) -> None:
         for info in self.plugins.values():
             if not info.usable:
                 continue
-            impl = getattr(info.module, "register_apps", None)
-            if impl is None:
-                continue
             try:
-                apps = impl()
+                apps = call_setup_hook(self.pm, info, "register_apps")
                 info.apps = [a for a in (apps if isinstance(apps, list) else [apps]) if a]
             except Exception as exc:
-                info.fail(f"register_apps: {exc!r}")
+                info.fail(f"register_apps failed: {exc!r}")
+                continue
+            if problem := app_naming_problem(info):
+                info.apps = []
+                info.fail(problem)
+        self.check_strict()
 
     def all_tables(self) -> list[Any]:
         tables = list(CORE_TABLES)
@@ -126,8 +145,9 @@ class Host:
 
     async def start(self) -> None:
         await db.open_engine(self.engine, self.settings.db_pool_size)
-        await self.migrate()
+        await self.migrate(plugin_ids=set())
         await self._sync_plugin_state(initial=True)
+        await self.migrate(plugin_ids={i.id for i in self.plugins.values() if i.enabled})
         await self.funding.start()
         for info in self.plugins.values():
             if info.usable and info.enabled:
@@ -152,33 +172,56 @@ class Host:
         await self.http.close()
         await db.close_engine(self.engine)
 
-    async def migrate(self) -> dict[str, list[str]]:
-        """Run the host's migrations, then each usable plugin's, in dependency order."""
+    async def migrate(self, plugin_ids: set[str] | None = None) -> dict[str, list[str]]:
+        """Run the host's migrations, then the plugins' (all usable ones, or
+        those in `plugin_ids` and the plugin apps they depend on), in dependency
+        order. A plugin whose migration fails is quarantined. Returns the
+        migration IDs applied, by app name."""
         ran: dict[str, list[str]] = {}
+        owners = {app.app_name: info for info in self.plugins.values() for app in info.apps}
+        usable = {a.app_name: a for i in self.plugins.values() if i.usable for a in i.apps}
+        wanted: dict[str, Any] = {}
+
+        def want(app: Any) -> None:
+            if app.app_name in wanted:
+                return
+            wanted[app.app_name] = app
+            for dep in app.migration_dependencies:
+                if dep.split(".")[0] in usable:
+                    want(usable[dep.split(".")[0]])
+
+        for name, app in usable.items():
+            if plugin_ids is None or owners[name].id in plugin_ids:
+                want(app)
         async with db.migration_lock(self.engine):
             await db.ensure_migration_table()
             ran["fulmen"] = await db.migrate_app(CORE_APP)
-            owners = {app.app_name: info for info in self.plugins.values() for app in info.apps}
-            for app in db.order_apps([a for i in self.plugins.values() if i.usable for a in i.apps]):
+            for app in db.order_apps(list(wanted.values())):
                 info = owners[app.app_name]
                 if not info.usable:
+                    continue  # an app it depends on failed above
+                failed_dep = [d for d in app.migration_dependencies
+                              if d.split(".")[0] in owners and not owners[d.split(".")[0]].usable]
+                if failed_dep:
+                    self._quarantine(info, f"migration skipped: depends on failed {failed_dep}")
                     continue
                 try:
                     ran[app.app_name] = await db.migrate_app(app)
                 except Exception as exc:
-                    info.fail(f"migration failed: {exc!r}")
-                    if self.settings.plugins_strict:
-                        raise
+                    self._quarantine(info, f"migration of {app.app_name} failed: {exc!r}")
         return ran
+
+    def _quarantine(self, info: PluginInfo, error: str) -> None:
+        info.fail(error)
+        if self.settings.plugins_strict:
+            raise PluginError(f"plugin {info.id}: {error}")
 
     async def _start_plugin(self, info: PluginInfo) -> None:
         try:
             await self.hooks.call_plugin(info.id, "startup")
             info.started = True
         except Exception as exc:
-            info.fail(f"startup failed: {exc!r}")
-            if self.settings.plugins_strict:
-                raise
+            self._quarantine(info, f"startup failed: {exc!r}")
 
     async def _stop_plugin(self, info: PluginInfo) -> None:
         info.started = False
@@ -186,8 +229,11 @@ class Host:
             await self.hooks.call_plugin(info.id, "shutdown")
         except Exception as exc:
             log.error("plugin %s shutdown failed: %r", info.id, exc)
+            info.error = f"shutdown failed: {exc!r}"
 
     async def set_plugin_enabled(self, plugin_id: str, enabled: bool) -> PluginInfo:
+        """Persist the flag; this process applies it now, the others within
+        PLUGIN_POLL_SECONDS."""
         await db.query(
             "UPDATE fulmen_plugin_state SET enabled = {}, updated_at = {} WHERE plugin_id = {}",
             enabled, db.now_ms(), plugin_id,
@@ -196,25 +242,36 @@ class Host:
         return self.plugins[plugin_id]
 
     async def _sync_plugin_state(self, initial: bool = False) -> None:
-        """Read the persisted enabled flags and apply changes in this process."""
+        """Read the persisted enabled flags and apply changes in this process.
+        A plugin new to this database starts enabled or not as
+        FULMEN_PLUGINS_ENABLED_BY_DEFAULT says."""
         rows = await db.query("SELECT plugin_id, enabled FROM fulmen_plugin_state")
         stored = {r["plugin_id"]: bool(r["enabled"]) for r in rows}
         for info in self.plugins.values():
             if info.id not in stored:
-                stored[info.id] = self.settings.plugins_enabled_by_default
                 await db.query(
                     "INSERT INTO fulmen_plugin_state (plugin_id, enabled, updated_at) VALUES ({}, {}, {}) "
                     "ON CONFLICT (plugin_id) DO NOTHING",
-                    info.id, stored[info.id], db.now_ms(),
+                    info.id, self.settings.plugins_enabled_by_default, db.now_ms(),
                 )
+                # Another process may have inserted first: its value counts.
+                again = await db.query(
+                    "SELECT enabled FROM fulmen_plugin_state WHERE plugin_id = {}", info.id
+                )
+                stored[info.id] = bool(again[0]["enabled"])
             was, now = info.enabled, stored[info.id]
             info.enabled = now
             if initial or was == now or not info.usable:
                 continue
             if now:
-                await self._start_plugin(info)
+                log.info("plugin %s enabled", info.id)
+                await self.migrate(plugin_ids={info.id})
+                if info.usable:
+                    await self._start_plugin(info)
             else:
-                await self._stop_plugin(info)
+                log.info("plugin %s disabled", info.id)
+                if info.started:
+                    await self._stop_plugin(info)
 
     # --- background work ---------------------------------------------------------------
 

@@ -8,6 +8,7 @@ own, so one that fails to import is marked `failed` and the rest still load.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import sys
@@ -91,6 +92,21 @@ def check_id(plugin_id: str) -> str | None:
     return None
 
 
+def app_naming_problem(info: PluginInfo) -> str | None:
+    """Why this plugin's Piccolo apps break the naming rule, or None: app
+    names and table names start with the plugin id, so plugins never collide
+    with the host or each other in the database."""
+    prefix = f"{info.id}_"
+    for app in info.apps:
+        if app.app_name != info.id and not app.app_name.startswith(prefix):
+            return f"app name {app.app_name!r} must be {info.id!r} or start with {prefix!r}"
+        for table in app.table_classes:
+            name = table._meta.tablename
+            if not name.startswith(prefix):
+                return f"table {name!r} must start with {prefix!r} (the plugin id)"
+    return None
+
+
 def host_compatibility(dist: Any) -> str | None:
     """Why this distribution cannot run on this host version, or None."""
     for spec in dist.requires or []:
@@ -143,6 +159,22 @@ def discover(allow: set[str] | None) -> list[PluginInfo]:
         except Exception:
             info.fail("import failed:\n" + traceback.format_exc(limit=5))
     return list(found.values())
+
+
+def call_setup_hook(pm: pluggy.PluginManager, info: PluginInfo, hook: str, **kwargs: Any) -> Any:
+    """Call one plugin's set-up hook (`register_apps`, `register_routes`,
+    `register_commands`), which runs before the event loop serves and so must
+    be a plain `def`. Returns None when the plugin does not implement it."""
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        if impl.plugin_name != info.id:
+            continue
+        result = impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            raise PluginError(f"{hook} must be a plain def: it runs before the event loop starts")
+        return result
+    return None
 
 
 def register(pm: pluggy.PluginManager, info: PluginInfo) -> None:

@@ -117,8 +117,15 @@ async def set_plugin(request: Request, plugin_id: str, data: dict[str, Any]) -> 
 
 
 @get("/hook-deliveries")
-async def hook_deliveries(request: Request, status: str | None = None) -> list[dict[str, Any]]:
-    return await host_of(request).hooks.deliveries(status)
+async def hook_deliveries(
+    request: Request, status: str | None = None, plugin: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The payment-hook outbox, newest first: one row per payment, plugin and hook."""
+    if status is not None and status not in ("pending", "done", "failed"):
+        raise BadRequest("status must be pending, done or failed")
+    if not 1 <= limit <= 1000:
+        raise BadRequest("limit must be between 1 and 1000")
+    return await host_of(request).hooks.deliveries(status, limit, plugin)
 
 
 @get("/payments/pending")
