@@ -17,6 +17,7 @@ from typing import Any, Awaitable
 from litestar import Request
 
 from . import db
+from .events import EventBus
 from .funding import FundingSource, make_funding_source
 from .hooks import Hooks
 from .keys import same
@@ -35,6 +36,7 @@ from .plugins import (
 from .settings import Settings
 from .tables import CORE_TABLES
 from .wallets import WalletService
+from .webhooks import WebhookService
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +81,14 @@ class Host:
         self.hooks.host = self
         self.wallets = WalletService(self.engine)
         self.payments = PaymentService(settings, self.engine, self.funding, self.hooks)
-        self.events: Any = None  # set by the events module when it is wired in
         self.http = SafeHttp.from_settings(settings)
+        # Events and webhooks (fulmen/events.py, fulmen/webhooks.py).
+        self.events = EventBus(self)
+        self.webhooks = WebhookService(self)
+        self.payments.outbox_writers.append(self.events.write)
+        self.payments.listeners.append(self.events.on_settled)
+        self.events.writers.append(self.webhooks.write)
+        self.events.listeners.append(self.webhooks.on_event)
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.started = False
@@ -154,6 +162,8 @@ class Host:
                 await self._start_plugin(info)
         self.spawn(self._background(), name="fulmen-background")
         self.spawn(self._listen_for_paid_invoices(), name="fulmen-invoice-stream")
+        await self.events.start()
+        self.spawn(self.webhooks.run(), name="fulmen-webhooks")
         self.started = True
         if self.admin_key_created:
             # Printed once, on the start that created it; it also stays in the 0600 file.
@@ -162,6 +172,7 @@ class Host:
     async def stop(self) -> None:
         self._stopping.set()
         await self.payments.drain(timeout=5)
+        await self.events.stop()
         for info in self.plugins.values():
             if info.started:
                 await self._stop_plugin(info)

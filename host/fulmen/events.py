@@ -1,0 +1,505 @@
+"""The event bus: what happened to a wallet's payments, in order, to whoever listens.
+
+How an event travels:
+
+1. Inside the payment's transaction, `EventBus.write` (a payment outbox
+   writer) takes the wallet's next event number from `fulmen_event_seq` and
+   stores the event in `fulmen_event`. Taking the number locks the wallet's
+   counter row until the commit, so a wallet's events commit in number order
+   and a number is never skipped.
+2. After the commit, `EventBus.on_settled` (a payment listener) hands the
+   event to this process's subscribers and, with REDIS_URL set, publishes it
+   on a Redis channel for the other host processes.
+3. A subscription (`subscribe_wallet`) yields a wallet's events strictly in
+   number order, each once. When it sees a number jump (another process's
+   event overtook one in flight, or a Redis message was lost) it reads the
+   missing events from the log; when nothing arrives for a while it checks
+   the log too. So the live path is fast and the log makes it complete.
+
+The log also serves Server-Sent Events resumption (`Last-Event-ID`) and is
+pruned by age and count (`FULMEN_EVENT_RETENTION_HOURS`,
+`FULMEN_EVENT_RETENTION_COUNT`; an event is kept while either keeps it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .db import now_ms, query
+from .models import Payment
+
+if TYPE_CHECKING:
+    from .host import Host
+
+log = logging.getLogger(__name__)
+
+REDIS_CHANNEL = "fulmen:events"
+
+# Payment hook name -> event type (also the webhook filter names).
+HOOK_TYPES = {
+    "on_invoice_paid": "payment.received",
+    "on_payment_sent": "payment.sent",
+    "on_payment_failed": "payment.failed",
+}
+EVENT_TYPES = tuple(HOOK_TYPES.values())
+
+
+class EventSettings(BaseSettings):
+    """Event settings, from FULMEN_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="FULMEN_", env_file=".env", extra="ignore")
+
+    # An event stays in the log while it is younger than this...
+    event_retention_hours: float = 24.0
+    # ...or among its wallet's most recent this-many events.
+    event_retention_count: int = 10_000
+    # A quiet subscription checks the log this often (catches anything the
+    # live path lost, and carries events between processes without Redis).
+    event_poll_seconds: float = 5.0
+    event_prune_interval_seconds: float = 600.0
+    # Events a slow subscriber may fall behind before it re-reads the log.
+    event_queue_size: int = 1000
+
+
+def payment_event_type(payment: Payment) -> str | None:
+    if payment.status == "success":
+        return "payment.sent" if payment.out else "payment.received"
+    if payment.status == "failed" and payment.out:
+        return "payment.failed"
+    return None
+
+
+@dataclass
+class Event:
+    id: int  # global, increasing over the whole log
+    wallet_id: str
+    seq: int  # per wallet: 1, 2, 3, ... (the SSE event id)
+    type: str
+    payment_id: int
+    payment_hash: str
+    data: dict[str, Any]  # {"wallet_balance": sats, "payment": Payment.to_lnbits()}
+    created_at: int  # Unix ms
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Event":
+        data = row["data"]
+        return cls(
+            id=int(row["id"]), wallet_id=row["wallet_id"], seq=int(row["seq"]), type=row["type"],
+            payment_id=int(row["payment_id"]), payment_hash=row["payment_hash"],
+            data=json.loads(data) if isinstance(data, str) else data,
+            created_at=int(row["created_at"]),
+        )
+
+    @property
+    def incoming(self) -> bool:
+        return self.type == "payment.received"
+
+    def status_message(self) -> dict[str, Any]:
+        """The payment-hash channel's message: paid or not, nothing else."""
+        payment = self.data["payment"]
+        return {"pending": payment["status"] == "pending", "status": payment["status"]}
+
+
+EventCallback = Callable[[Event], Awaitable[None]]
+EventWriter = Callable[[Event, Payment], Awaitable[None]]
+
+_RESYNC = object()  # queue marker: re-read the log
+_CLOSE = object()  # queue marker: the bus is stopping
+
+
+class WalletSubscription:
+    """A wallet's events, in number order, each once. Use as an async context
+    manager; `after` is the last event number already seen (None: from now)."""
+
+    def __init__(self, bus: "EventBus", wallet_id: str, after: int | None = None) -> None:
+        self.bus = bus
+        self.wallet_id = wallet_id
+        self.last = after
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=bus.config.event_queue_size)
+        self._buffer: deque[Event] = deque()
+        self._stale = after is not None  # replay the log first
+        self._closed = False
+        #: set by `open` when the log no longer holds some events after `after`
+        self.missed: tuple[int, int] | None = None
+
+    @property
+    def closed(self) -> bool:
+        """True once the bus stopped (no more events will come)."""
+        return self._closed and not self._buffer
+
+    async def open(self) -> "WalletSubscription":
+        self.bus._wallet_subs.setdefault(self.wallet_id, set()).add(self)
+        current = await self.bus.last_seq(self.wallet_id)
+        if self.last is None or self.last > current:
+            self.last = current
+            self._stale = False
+        else:
+            first = await self.bus.first_seq_after(self.wallet_id, self.last)
+            if first is not None and first > self.last + 1:
+                self.missed = (self.last + 1, first - 1)
+        return self
+
+    def close(self) -> None:
+        subs = self.bus._wallet_subs.get(self.wallet_id)
+        if subs is not None:
+            subs.discard(self)
+            if not subs:
+                del self.bus._wallet_subs[self.wallet_id]
+
+    async def __aenter__(self) -> "WalletSubscription":
+        return await self.open()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+    def offer(self, item: Any) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            if item is _CLOSE:
+                self._closed = True
+            self._stale = True  # dropped: the log has it
+
+    def __aiter__(self) -> "WalletSubscription":
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self.next(None)
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def next(self, timeout: float | None) -> Event | None:
+        """The next event; None when `timeout` seconds pass without one, or
+        when the bus stops."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if self._buffer:
+                return self._buffer.popleft()
+            if self._closed:
+                return None
+            if self._stale:
+                self._stale = False
+                await self._fill(None)
+                continue
+            wait = self.bus.config.event_poll_seconds
+            if deadline is not None:
+                wait = min(wait, deadline - loop.time())
+                if wait <= 0:
+                    return None
+            try:
+                item = await asyncio.wait_for(self.queue.get(), wait)
+            except asyncio.TimeoutError:
+                await self._fill(None)  # a quiet spell: check the log
+                continue
+            if item is _CLOSE:
+                self._closed = True
+            elif item is _RESYNC:
+                self._stale = True
+            elif isinstance(item, Event):
+                assert self.last is not None
+                if item.seq <= self.last:
+                    continue  # already delivered
+                if item.seq > self.last + 1:
+                    await self._fill(item.seq - 1)  # the ones it overtook
+                    if self._stale:
+                        continue  # more to read; the log has this one too
+                if item.seq > (self.last or 0):
+                    self._buffer.append(item)
+                    self.last = item.seq
+
+    async def _fill(self, upto: int | None) -> None:
+        assert self.last is not None
+        page = 500
+        events = await self.bus.replay(self.wallet_id, self.last, upto, page)
+        for event in events:
+            self._buffer.append(event)
+            self.last = event.seq
+        if len(events) == page:
+            self._stale = True  # more after this page
+
+
+class HashSubscription:
+    """Status changes of the incoming invoice with this payment hash."""
+
+    def __init__(self, bus: "EventBus", payment_hash: str) -> None:
+        self.bus = bus
+        self.payment_hash = payment_hash
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=16)
+        self.status: str | None = None
+
+    async def open(self) -> "HashSubscription":
+        self.bus._hash_subs.setdefault(self.payment_hash, set()).add(self)
+        self.status = await self.bus.invoice_status(self.payment_hash)
+        return self
+
+    def close(self) -> None:
+        subs = self.bus._hash_subs.get(self.payment_hash)
+        if subs is not None:
+            subs.discard(self)
+            if not subs:
+                del self.bus._hash_subs[self.payment_hash]
+
+    async def __aenter__(self) -> "HashSubscription":
+        return await self.open()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+    def offer(self, item: Any) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            pass  # the poll below reads the status from the database
+
+    def __aiter__(self) -> "HashSubscription":
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        while True:
+            try:
+                item = await asyncio.wait_for(self.queue.get(), self.bus.config.event_poll_seconds)
+            except asyncio.TimeoutError:
+                item = _RESYNC
+            if item is _CLOSE:
+                raise StopAsyncIteration
+            if isinstance(item, Event):
+                status = item.data["payment"]["status"]
+            else:
+                status = await self.bus.invoice_status(self.payment_hash)
+            if status is not None and status != self.status:
+                self.status = status
+                return {"pending": status == "pending", "status": status}
+
+
+class EventBus:
+    def __init__(self, host: "Host", config: EventSettings | None = None) -> None:
+        self.host = host
+        self.config = config or EventSettings()
+        self.redis_url = host.settings.redis_url
+        self.origin = uuid.uuid4().hex  # tells this process's own Redis messages apart
+        #: called inside the payment's transaction with each new event (webhooks)
+        self.writers: list[EventWriter] = []
+        #: called after the commit with each event, in this process only
+        self.listeners: list[EventCallback] = []
+        self._wallet_subs: dict[str, set[WalletSubscription]] = {}
+        self._hash_subs: dict[str, set[HashSubscription]] = {}
+        self._written: OrderedDict[tuple[int, str], Event] = OrderedDict()
+        self._redis: Any = None
+        self._redis_subscribed = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # --- life cycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.redis_url:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
+            self._tasks.append(self.host.spawn(self._redis_loop(), name="fulmen-events-redis"))
+            try:  # so events published right after start reach this process
+                await asyncio.wait_for(self._redis_subscribed.wait(), 5)
+            except asyncio.TimeoutError:
+                log.warning("events: Redis not subscribed yet; subscribers fall back to the log")
+        self._tasks.append(self.host.spawn(self._prune_loop(), name="fulmen-events-prune"))
+
+    async def stop(self) -> None:
+        for subs in list(self._wallet_subs.values()) + list(self._hash_subs.values()):
+            for sub in list(subs):
+                sub.offer(_CLOSE)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    # --- subscribing ---------------------------------------------------------------
+
+    def subscribe_wallet(self, wallet_id: str, after: int | None = None) -> WalletSubscription:
+        return WalletSubscription(self, wallet_id, after)
+
+    def subscribe_hash(self, payment_hash: str) -> HashSubscription:
+        return HashSubscription(self, payment_hash.lower())
+
+    # --- writing (inside the payment's transaction) -----------------------------------
+
+    async def write(self, payment: Payment, hook: str) -> None:
+        """Payment outbox writer: record the event in the payment's transaction."""
+        event_type = HOOK_TYPES.get(hook)
+        if event_type is None:
+            return
+        now = now_ms()
+        rows = await query(
+            "INSERT INTO fulmen_event_seq (wallet_id, last_seq) VALUES ({}, 1) "
+            "ON CONFLICT (wallet_id) DO UPDATE SET last_seq = fulmen_event_seq.last_seq + 1 "
+            "RETURNING last_seq",
+            payment.wallet_id,
+        )
+        seq = int(rows[0]["last_seq"])
+        balance = await query("SELECT balance_msat FROM fulmen_wallet WHERE id = {}", payment.wallet_id)
+        data = {
+            "wallet_balance": int(balance[0]["balance_msat"]) // 1000 if balance else 0,
+            "payment": payment.to_lnbits(),
+        }
+        rows = await query(
+            "INSERT INTO fulmen_event (wallet_id, seq, type, payment_id, payment_hash, data, created_at) "
+            "VALUES ({}, {}, {}, {}, {}, {}, {}) RETURNING id",
+            payment.wallet_id, seq, event_type, payment.id, payment.payment_hash, json.dumps(data), now,
+        )
+        event = Event(int(rows[0]["id"]), payment.wallet_id, seq, event_type, payment.id,
+                      payment.payment_hash, data, now)
+        for writer in self.writers:
+            await writer(event, payment)
+        self._written[(payment.id, event_type)] = event
+        while len(self._written) > 10_000:  # left by rolled-back transactions
+            self._written.popitem(last=False)
+
+    # --- after the commit ------------------------------------------------------------
+
+    async def on_settled(self, payment: Payment) -> None:
+        """Payment listener: deliver the committed event here and to other processes."""
+        event_type = payment_event_type(payment)
+        if event_type is None:
+            return
+        event = self._written.pop((payment.id, event_type), None)
+        if event is None:
+            rows = await query(
+                "SELECT * FROM fulmen_event WHERE payment_id = {} AND type = {}", payment.id, event_type
+            )
+            if not rows:
+                return
+            event = Event.from_row(rows[0])
+        await self.publish(event)
+
+    async def publish(self, event: Event) -> None:
+        """Hand a committed event to subscribers here and (via Redis) elsewhere."""
+        self._dispatch(event)
+        if self._redis is not None:
+            message = json.dumps({"origin": self.origin, "event": asdict(event)})
+            try:
+                await self._redis.publish(REDIS_CHANNEL, message)
+            except Exception as exc:  # subscribers elsewhere catch up from the log
+                log.warning("events: Redis publish failed: %r", exc)
+        for listener in self.listeners:
+            try:
+                await listener(event)
+            except Exception:
+                log.exception("event listener failed")
+
+    def _dispatch(self, event: Event) -> None:
+        for sub in list(self._wallet_subs.get(event.wallet_id, ())):
+            sub.offer(event)
+        if event.incoming:
+            for hsub in list(self._hash_subs.get(event.payment_hash, ())):
+                hsub.offer(event)
+
+    def _resync_all(self) -> None:
+        for subs in list(self._wallet_subs.values()) + list(self._hash_subs.values()):
+            for sub in list(subs):
+                sub.offer(_RESYNC)
+
+    async def _redis_loop(self) -> None:
+        import redis.asyncio as aioredis
+
+        delay = 0.5
+        while True:
+            client = aioredis.from_url(self.redis_url, socket_connect_timeout=2)
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(REDIS_CHANNEL)
+                self._redis_subscribed.set()
+                delay = 0.5
+                self._resync_all()  # anything published while not subscribed
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if message and message.get("type") == "message":
+                        self._receive(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("events: Redis subscription lost (%r); retrying in %.1fs", exc, delay)
+            finally:
+                try:
+                    await pubsub.aclose()
+                    await client.aclose()
+                except Exception:
+                    pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _receive(self, raw: bytes | str) -> None:
+        try:
+            message = json.loads(raw)
+            if message.get("origin") == self.origin:
+                return
+            self._dispatch(Event(**message["event"]))
+        except Exception as exc:
+            log.warning("events: bad message on %s: %r", REDIS_CHANNEL, exc)
+
+    # --- reading the log -------------------------------------------------------------
+
+    async def last_seq(self, wallet_id: str) -> int:
+        rows = await query("SELECT last_seq FROM fulmen_event_seq WHERE wallet_id = {}", wallet_id)
+        return int(rows[0]["last_seq"]) if rows else 0
+
+    async def first_seq_after(self, wallet_id: str, after: int) -> int | None:
+        rows = await query(
+            "SELECT MIN(seq) AS seq FROM fulmen_event WHERE wallet_id = {} AND seq > {}", wallet_id, after
+        )
+        return int(rows[0]["seq"]) if rows and rows[0]["seq"] is not None else None
+
+    async def replay(self, wallet_id: str, after: int, upto: int | None = None,
+                     limit: int = 500) -> list[Event]:
+        """Logged events of a wallet with after < seq <= upto, oldest first."""
+        if upto is None:
+            rows = await query(
+                "SELECT * FROM fulmen_event WHERE wallet_id = {} AND seq > {} ORDER BY seq LIMIT {}",
+                wallet_id, after, limit,
+            )
+        else:
+            rows = await query(
+                "SELECT * FROM fulmen_event WHERE wallet_id = {} AND seq > {} AND seq <= {} "
+                "ORDER BY seq LIMIT {}",
+                wallet_id, after, upto, limit,
+            )
+        return [Event.from_row(r) for r in rows]
+
+    async def invoice_status(self, payment_hash: str) -> str | None:
+        """Status of the incoming invoice with this hash; None if there is none."""
+        rows = await query(
+            "SELECT status FROM fulmen_payment WHERE payment_hash = {} AND NOT out", payment_hash.lower()
+        )
+        return rows[0]["status"] if rows else None
+
+    # --- retention ----------------------------------------------------------------
+
+    async def prune(self) -> None:
+        """Drop events that are both older than the retention time and not
+        among their wallet's most recent `event_retention_count`."""
+        cutoff = now_ms() - int(self.config.event_retention_hours * 3_600_000)
+        await query(
+            "DELETE FROM fulmen_event WHERE created_at < {} AND seq <= "
+            "(SELECT s.last_seq FROM fulmen_event_seq s WHERE s.wallet_id = fulmen_event.wallet_id) - {}",
+            cutoff, self.config.event_retention_count,
+        )
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("events: pruning the log failed")
+            await asyncio.sleep(self.config.event_prune_interval_seconds)

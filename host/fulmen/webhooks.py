@@ -1,0 +1,416 @@
+"""Webhooks: signed, retried, durable HTTP notifications of a wallet's events.
+
+Two kinds of delivery, both rows in `fulmen_webhook_delivery` written inside
+the payment's transaction (so a committed payment always has its deliveries,
+and a rolled-back one never does):
+
+- a wallet's webhook endpoints (`/api/v1/webhooks`), each with event-type
+  filters and its own signing secret;
+- an invoice's own `webhook` URL (LNbits's field), called when it is paid,
+  signed with the wallet's invoice-webhook secret.
+
+Every host process runs `WebhookService.run`: it claims due rows with a
+conditional UPDATE (so each attempt is made by one process), POSTs them
+through `host.http` (timeouts, no internal addresses unless allowed) and
+records the outcome. A non-2xx answer or a timeout is retried with
+exponential backoff until `FULMEN_WEBHOOK_RETRY_HOURS` have passed since the
+event. A process that dies mid-attempt leaves a claim that expires, and
+another process (or the restarted one) tries again.
+
+Signature: header `Fulmen-Signature: t=<unix seconds>,v1=<hex>` where hex is
+HMAC-SHA256(secret, "<t>.<raw body>"). `verify_signature` checks one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .db import now_ms, query
+from .errors import BadRequest, NotFound
+from .events import EVENT_TYPES, Event
+from .keys import new_id
+from .models import Payment, iso
+from .net import UnsafeURL
+
+if TYPE_CHECKING:
+    from .host import Host
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Fulmen-Signature"
+MAX_ENDPOINTS_PER_WALLET = 20
+MAX_URL_LENGTH = 2048
+
+
+class WebhookSettings(BaseSettings):
+    """Webhook settings, from FULMEN_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="FULMEN_", env_file=".env", extra="ignore")
+
+    # Wait before retry n (n = 1, 2, ...): base * 2^(n-1) seconds, at most max.
+    webhook_backoff_base_seconds: float = 10.0
+    webhook_backoff_max_seconds: float = 3600.0
+    # Keep retrying this long after the event (at least a day).
+    webhook_retry_hours: float = 25.0
+    webhook_timeout_seconds: float = 10.0
+    # How often every process looks for due deliveries.
+    webhook_poll_seconds: float = 1.0
+    webhook_batch: int = 50
+    # Finished deliveries stay in the delivery log this long.
+    webhook_log_days: float = 30.0
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    t = int(time.time()) if timestamp is None else timestamp
+    return f"t={t},v1={sign(secret, t, body)}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
+    """True if `header` (a Fulmen-Signature value) signs `body` with `secret`
+    and its timestamp is within `tolerance` seconds of now."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        t = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(time.time() - t) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, t, body), parts.get("v1", ""))
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_hex(24)
+
+
+def endpoint_json(row: dict[str, Any], secret: bool = False) -> dict[str, Any]:
+    data = {
+        "id": row["id"],
+        "wallet_id": row["wallet_id"],
+        "url": row["url"],
+        "events": [e for e in row["events"].split(",") if e],
+        "description": row["description"],
+        "created_at": iso(int(row["created_at"])),
+    }
+    if secret:
+        data["secret"] = row["secret"]
+    return data
+
+
+def delivery_json(row: dict[str, Any]) -> dict[str, Any]:
+    pending = row["status"] == "pending"
+    return {
+        "id": int(row["id"]),
+        "endpoint_id": row["endpoint_id"],
+        "event_id": f"evt_{row['event_id']}",
+        "event_type": row["event_type"],
+        "url": row["url"],
+        "status": row["status"],
+        "attempts": int(row["attempts"]),
+        "last_status_code": row["last_status_code"],
+        "last_error": row["last_error"],
+        "created_at": iso(int(row["created_at"])),
+        "updated_at": iso(int(row["updated_at"])),
+        "next_attempt_at": iso(int(row["next_attempt_at"])) if pending else None,
+        "delivered_at": iso(int(row["delivered_at"])) if row["delivered_at"] else None,
+    }
+
+
+def event_body(event: Event) -> str:
+    return json.dumps({
+        "id": f"evt_{event.id}",
+        "type": event.type,
+        "created": event.created_at // 1000,
+        "wallet_id": event.wallet_id,
+        "seq": event.seq,
+        "data": event.data,
+    }, separators=(",", ":"))
+
+
+class WebhookService:
+    def __init__(self, host: "Host", config: WebhookSettings | None = None) -> None:
+        self.host = host
+        self.config = config or WebhookSettings()
+        self._wake = asyncio.Event()
+        self._last_prune = 0.0
+
+    # --- endpoints --------------------------------------------------------------
+
+    async def validate_url(self, url: Any) -> str:
+        if not isinstance(url, str) or not url.strip():
+            raise BadRequest("url is required: the https URL to POST events to")
+        url = url.strip()
+        if len(url) > MAX_URL_LENGTH:
+            raise BadRequest(f"url is longer than {MAX_URL_LENGTH} characters")
+        try:
+            await self.host.http.check_url(url)
+        except UnsafeURL as exc:
+            raise BadRequest(f"url is not allowed: {exc.detail}") from None
+        except BadRequest as exc:
+            raise BadRequest(f"url cannot be used: {exc.detail}") from None
+        return url
+
+    @staticmethod
+    def validate_events(events: Any) -> list[str]:
+        if events is None:
+            return list(EVENT_TYPES)
+        if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+            raise BadRequest(f"events must be a non-empty list of event types: {', '.join(EVENT_TYPES)}")
+        unknown = sorted(set(events) - set(EVENT_TYPES))
+        if unknown:
+            raise BadRequest(f"unknown event type(s) {unknown}; use {', '.join(EVENT_TYPES)}")
+        return [e for e in EVENT_TYPES if e in events]
+
+    async def create_endpoint(self, wallet_id: str, url: Any, events: Any,
+                              description: str = "") -> dict[str, Any]:
+        types = self.validate_events(events)
+        url = await self.validate_url(url)
+        count = await query(
+            "SELECT COUNT(*) AS n FROM fulmen_webhook_endpoint WHERE wallet_id = {} AND NOT deleted",
+            wallet_id,
+        )
+        if int(count[0]["n"]) >= MAX_ENDPOINTS_PER_WALLET:
+            raise BadRequest(f"a wallet can have at most {MAX_ENDPOINTS_PER_WALLET} webhook endpoints")
+        rows = await query(
+            "INSERT INTO fulmen_webhook_endpoint (id, wallet_id, url, events, description, secret, "
+            "deleted, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}) RETURNING *",
+            new_id(), wallet_id, url, ",".join(types), description, new_secret(), False, now_ms(),
+        )
+        return endpoint_json(rows[0], secret=True)
+
+    async def list_endpoints(self, wallet_id: str) -> list[dict[str, Any]]:
+        rows = await query(
+            "SELECT * FROM fulmen_webhook_endpoint WHERE wallet_id = {} AND NOT deleted "
+            "ORDER BY created_at, id",
+            wallet_id,
+        )
+        return [endpoint_json(r) for r in rows]
+
+    async def get_endpoint(self, wallet_id: str, endpoint_id: str) -> dict[str, Any]:
+        rows = await query(
+            "SELECT * FROM fulmen_webhook_endpoint WHERE id = {} AND wallet_id = {} AND NOT deleted",
+            endpoint_id, wallet_id,
+        )
+        if not rows:
+            raise NotFound("Webhook endpoint not found.")
+        return rows[0]
+
+    async def delete_endpoint(self, wallet_id: str, endpoint_id: str) -> None:
+        rows = await query(
+            "UPDATE fulmen_webhook_endpoint SET deleted = {} WHERE id = {} AND wallet_id = {} "
+            "AND NOT deleted RETURNING id",
+            True, endpoint_id, wallet_id,
+        )
+        if not rows:
+            raise NotFound("Webhook endpoint not found.")
+        now = now_ms()
+        await query(
+            "UPDATE fulmen_webhook_delivery SET status = 'failed', last_error = 'endpoint deleted', "
+            "updated_at = {} WHERE endpoint_id = {} AND status = 'pending'",
+            now, endpoint_id,
+        )
+
+    async def deliveries(self, wallet_id: str, endpoint_id: str, status: str | None = None,
+                         limit: int = 100) -> list[dict[str, Any]]:
+        await self.get_endpoint(wallet_id, endpoint_id)
+        if status:
+            rows = await query(
+                "SELECT * FROM fulmen_webhook_delivery WHERE endpoint_id = {} AND status = {} "
+                "ORDER BY id DESC LIMIT {}",
+                endpoint_id, status, limit,
+            )
+        else:
+            rows = await query(
+                "SELECT * FROM fulmen_webhook_delivery WHERE endpoint_id = {} ORDER BY id DESC LIMIT {}",
+                endpoint_id, limit,
+            )
+        return [delivery_json(r) for r in rows]
+
+    async def redeliver(self, wallet_id: str, endpoint_id: str, delivery_id: int) -> dict[str, Any]:
+        """Send a delivery again now (whatever its state), with a fresh retry window."""
+        await self.get_endpoint(wallet_id, endpoint_id)
+        now = now_ms()
+        rows = await query(
+            "UPDATE fulmen_webhook_delivery SET status = 'pending', next_attempt_at = {}, "
+            "locked_until = 0, give_up_at = {}, updated_at = {} "
+            "WHERE id = {} AND endpoint_id = {} AND locked_until < {} RETURNING *",
+            now, now + self._retry_window_ms(), now, delivery_id, endpoint_id, now,
+        )
+        if not rows:
+            exists = await query(
+                "SELECT 1 AS one FROM fulmen_webhook_delivery WHERE id = {} AND endpoint_id = {}",
+                delivery_id, endpoint_id,
+            )
+            if not exists:
+                raise NotFound("Delivery not found.")
+            raise BadRequest("This delivery is being sent right now; try again in a minute")
+        self._wake.set()
+        return delivery_json(rows[0])
+
+    async def invoice_secret(self, wallet_id: str) -> str:
+        """The wallet's secret for signing its invoices' own webhook calls."""
+        await query(
+            "INSERT INTO fulmen_webhook_wallet_secret (wallet_id, secret, created_at) "
+            "VALUES ({}, {}, {}) ON CONFLICT (wallet_id) DO NOTHING",
+            wallet_id, new_secret(), now_ms(),
+        )
+        rows = await query("SELECT secret FROM fulmen_webhook_wallet_secret WHERE wallet_id = {}",
+                           wallet_id)
+        return rows[0]["secret"]
+
+    # --- writing deliveries (inside the payment's transaction) ---------------------------
+
+    def _retry_window_ms(self) -> int:
+        return int(self.config.webhook_retry_hours * 3_600_000)
+
+    async def write(self, event: Event, payment: Payment) -> None:
+        """Event writer: one delivery row per matching endpoint (and the invoice's URL)."""
+        endpoints = await query(
+            "SELECT id, url, events FROM fulmen_webhook_endpoint WHERE wallet_id = {} AND NOT deleted",
+            event.wallet_id,
+        )
+        now = now_ms()
+        give_up = now + self._retry_window_ms()
+        targets: list[tuple[str | None, str, str]] = [
+            (e["id"], e["url"], event_body(event))
+            for e in endpoints if event.type in e["events"].split(",")
+        ]
+        if event.type == "payment.received" and payment.webhook:
+            targets.append((None, payment.webhook, json.dumps(payment.to_lnbits(), separators=(",", ":"))))
+        for endpoint_id, url, body in targets:
+            await query(
+                "INSERT INTO fulmen_webhook_delivery (wallet_id, endpoint_id, event_id, event_type, url, "
+                "body, status, attempts, next_attempt_at, locked_until, give_up_at, created_at, "
+                "updated_at) VALUES ({}, {}, {}, {}, {}, {}, 'pending', 0, {}, 0, {}, {}, {})",
+                event.wallet_id, endpoint_id, event.id, event.type, url, body, now, give_up, now, now,
+            )
+
+    async def on_event(self, event: Event) -> None:
+        """Event listener (after the commit): send new deliveries right away."""
+        self._wake.set()
+
+    # --- sending ------------------------------------------------------------------
+
+    def backoff_ms(self, attempts: int) -> int:
+        seconds = self.config.webhook_backoff_base_seconds * 2 ** max(0, attempts - 1)
+        return int(min(seconds, self.config.webhook_backoff_max_seconds) * 1000)
+
+    async def run(self) -> None:
+        """The delivery worker: every process runs one."""
+        while True:
+            try:
+                sent = await self.deliver_due()
+                await self._maybe_prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhooks: delivery pass failed")
+                sent = 0
+            if sent:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.config.webhook_poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def deliver_due(self) -> int:
+        """Claim due deliveries and send them. Safe in every process at once:
+        the conditional UPDATE hands each row to one claimant."""
+        now = now_ms()
+        claim_ms = int((self.config.webhook_timeout_seconds + 60) * 1000)
+        rows = await query(
+            "UPDATE fulmen_webhook_delivery SET locked_until = {}, attempts = attempts + 1 "
+            "WHERE id IN (SELECT id FROM fulmen_webhook_delivery WHERE status = 'pending' "
+            "AND next_attempt_at <= {} AND locked_until < {} ORDER BY id LIMIT {}) "
+            "AND status = 'pending' AND locked_until < {} RETURNING *",
+            now + claim_ms, now, now, self.config.webhook_batch, now,
+        )
+        if rows:
+            await asyncio.gather(*(self._send(row) for row in sorted(rows, key=lambda r: r["id"])))
+        return len(rows)
+
+    async def _secret_for(self, row: dict[str, Any]) -> str | None:
+        if row["endpoint_id"] is None:
+            return await self.invoice_secret(row["wallet_id"])
+        rows = await query(
+            "SELECT secret FROM fulmen_webhook_endpoint WHERE id = {} AND NOT deleted", row["endpoint_id"]
+        )
+        return rows[0]["secret"] if rows else None
+
+    async def _send(self, row: dict[str, Any]) -> None:
+        code: int | None = None
+        permanent = False
+        error: str | None = None
+        try:
+            secret = await self._secret_for(row)
+            if secret is None:
+                error, permanent = "endpoint deleted", True
+            else:
+                body = row["body"].encode()
+                headers = {
+                    "Content-Type": "application/json",
+                    "User-Agent": "Fulmen-Webhooks/1",
+                    SIGNATURE_HEADER: signature_header(secret, body),
+                    "Fulmen-Event": row["event_type"],
+                    "Fulmen-Event-Id": f"evt_{row['event_id']}",
+                    "Fulmen-Delivery": str(row["id"]),
+                }
+                response = await self.host.http.request(
+                    "POST", row["url"], content=body, headers=headers,
+                    timeout=self.config.webhook_timeout_seconds,
+                )
+                code = response.status_code
+                if not 200 <= code < 300:
+                    error = f"HTTP {code}: {response.text[:200]}"
+        except asyncio.CancelledError:
+            raise
+        except UnsafeURL as exc:
+            error, permanent = exc.detail, True
+        except BadRequest as exc:  # FetchFailed: timeout, refused, too large
+            error = exc.detail
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        await self._record(row, code, error, permanent)
+
+    async def _record(self, row: dict[str, Any], code: int | None, error: str | None,
+                      permanent: bool) -> None:
+        now = now_ms()
+        if error is None:
+            await query(
+                "UPDATE fulmen_webhook_delivery SET status = 'success', last_status_code = {}, "
+                "last_error = NULL, locked_until = 0, delivered_at = {}, updated_at = {} "
+                "WHERE id = {} AND status = 'pending'",
+                code, now, now, row["id"],
+            )
+            return
+        next_at = now + self.backoff_ms(int(row["attempts"]))
+        status = "failed" if permanent or next_at > int(row["give_up_at"]) else "pending"
+        await query(
+            "UPDATE fulmen_webhook_delivery SET status = {}, last_status_code = {}, last_error = {}, "
+            "locked_until = 0, next_attempt_at = {}, updated_at = {} WHERE id = {} AND status = 'pending'",
+            status, code, error[:1000], next_at, now, row["id"],
+        )
+        if status == "failed":
+            log.warning("webhook delivery %s to %s gave up: %s", row["id"], row["url"], error)
+
+    async def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune < 3600:
+            return
+        self._last_prune = time.monotonic()
+        cutoff = now_ms() - int(self.config.webhook_log_days * 86_400_000)
+        await query(
+            "DELETE FROM fulmen_webhook_delivery WHERE status <> 'pending' AND updated_at < {}", cutoff
+        )
