@@ -1,0 +1,39 @@
+"""splitpayments: share every incoming payment of a wallet among other wallets.
+
+Hook implementations only; the work is in `targets.py` (the API's rules) and
+`splits.py` (paying the shares exactly once).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fulmen import Host, Payment, hookimpl
+
+
+@hookimpl
+def register_apps() -> Any:
+    from .piccolo_app import APP_CONFIG
+
+    return APP_CONFIG
+
+
+@hookimpl
+def register_routes(host: Host) -> list[Any]:
+    from litestar import Router
+    from litestar.di import Provide
+
+    from .controllers import TargetsController
+
+    async def provide_host() -> Host:
+        return host
+
+    return [Router(path="/", route_handlers=[TargetsController],
+                   dependencies={"host": Provide(provide_host)})]
+
+
+@hookimpl
+async def on_invoice_paid(host: Host, payment: Payment) -> None:
+    from .splits import split_payment
+
+    await split_payment(host, payment)
