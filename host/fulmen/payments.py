@@ -205,8 +205,11 @@ class PaymentService:
                 f"internal_{incoming.payment_hash}", incoming.memo, incoming.expires_at,
                 extra, idempotency_key, internal=True, preimage=incoming.preimage,
             )
-            await self._ledger(wallet.wallet_id, -amount, "payment", outgoing.id, now)
-            await self._ledger(incoming.wallet_id, amount, "payment", incoming.id, now)
+            await query(
+                "INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, created_at) "
+                "VALUES ({}, {}, 'payment', {}, '', {}), ({}, {}, 'payment', {}, '', {})",
+                wallet.wallet_id, -amount, outgoing.id, now, incoming.wallet_id, amount, incoming.id, now,
+            )
             await self._write_outbox(incoming, "on_invoice_paid")
             await self._write_outbox(outgoing, "on_payment_sent")
         self._after_commit(incoming, outgoing)
