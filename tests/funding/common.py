@@ -162,3 +162,43 @@ async def collect(stream: AsyncIterator[str], n: int, timeout: float = 10.0) -> 
 def ts() -> dict:
     now = time.time()
     return {"iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "unix": int(now)}
+
+
+class Drain:
+    """Consumes a paid-invoices stream in a task, as the host does, so the
+    stream keeps running (and reconnecting) while the test does other things."""
+
+    def __init__(self, stream: AsyncIterator[str]) -> None:
+        self.stream = stream
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for item in self.stream:
+            self.queue.put_nowait(item)
+
+    async def next(self, timeout: float = 10.0) -> str:
+        getter = asyncio.ensure_future(self.queue.get())
+        done, _ = await asyncio.wait({getter, self.task}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        if self.task in done:
+            self.task.result()  # re-raise what ended the stream
+            raise AssertionError("stream ended")
+        raise TimeoutError("no paid invoice in time")
+
+    async def take(self, n: int, timeout: float = 10.0) -> list[str]:
+        return [await self.next(timeout) for _ in range(n)]
+
+    def pending(self) -> list[str]:
+        items = []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.stream.aclose()

@@ -16,7 +16,7 @@ from fulmen.funding.cln import ClnFunding
 from fulmen.funding.http import NodeAuthError, NodeUnreachable
 from fulmen.settings import Settings
 
-from .common import decode, external_invoice, next_item
+from .common import Drain, decode, external_invoice
 from .fake_cln import FakeCln, Outcome
 
 
@@ -155,14 +155,14 @@ async def test_unparseable_pay_answer_is_pending(fake):
         await fs.close()
 
 
-async def test_stream_resumes_after_disconnect(cln, fake):
+async def test_stream_resumes_after_disconnect(cln, fake, caplog):
     old = await cln.create_invoice(1000, "old", None, 600)
     await fake.settle(old.payment_hash)  # paid before the stream starts
-    stream = cln.paid_invoices_stream()
+    drain = Drain(cln.paid_invoices_stream())
     try:
         a = await cln.create_invoice(1000, "a", None, 600)
         b = await cln.create_invoice(1000, "b", None, 600)
-        first = asyncio.ensure_future(next_item(stream))
+        first = asyncio.ensure_future(drain.next())
         await asyncio.sleep(0.3)
         await fake.settle(a.payment_hash)
         assert await first == a.payment_hash
@@ -170,24 +170,27 @@ async def test_stream_resumes_after_disconnect(cln, fake):
         await fake.settle(b.payment_hash)
         await asyncio.sleep(0.3)
         await fake.start()
-        assert await next_item(stream) == b.payment_hash
+        assert await drain.next() == b.payment_hash
         c = await cln.create_invoice(1000, "c", None, 600)
         await fake.settle(c.payment_hash)
-        assert await next_item(stream) == c.payment_hash
+        assert await drain.next() == c.payment_hash
+        await asyncio.sleep(0.2)
+        assert drain.pending() == []  # nothing reported twice
+        assert 'Core Lightning invoice wait lost' in caplog.text  # the outage was seen and survived
     finally:
-        await stream.aclose()
+        await drain.close()
 
 
 async def test_stream_long_poll_timeouts_are_not_errors(cln, fake):
-    stream = cln.paid_invoices_stream()
+    drain = Drain(cln.paid_invoices_stream())
     try:
         a = await cln.create_invoice(1000, "a", None, 600)
-        waiter = asyncio.ensure_future(next_item(stream))
+        waiter = asyncio.ensure_future(drain.next())
         await asyncio.sleep(2.5)  # more than two wait_timeout rounds
         await fake.settle(a.payment_hash)
         assert await waiter == a.payment_hash
     finally:
-        await stream.aclose()
+        await drain.close()
     waits = [p for m, p in fake.calls if m == "waitanyinvoice"]
     assert len(waits) >= 3 and all(p["timeout"] == 1 for p in waits)
 
@@ -211,7 +214,7 @@ async def test_bad_rune(fake, caplog):
 async def test_node_unreachable_at_start_then_recovers(transport, sockdir):
     fake = FakeCln(sockdir)
     fs = make(fake, transport)
-    stream = fs.paid_invoices_stream()
+    drain = Drain(fs.paid_invoices_stream())
     try:
         await fs.start()
         with pytest.raises(NodeUnreachable):
@@ -219,7 +222,7 @@ async def test_node_unreachable_at_start_then_recovers(transport, sockdir):
         with pytest.raises(FundingError):
             await fs.create_invoice(1000, "x", None, 60)
         assert (await fs.pay_invoice(external_invoice().bolt11, 10)).state is PaymentState.PENDING
-        waiter = asyncio.ensure_future(next_item(stream))
+        waiter = asyncio.ensure_future(drain.next())
         await asyncio.sleep(0.3)
         await fake.start()
         inv = await fs.create_invoice(1000, "later", None, 60)
@@ -227,7 +230,7 @@ async def test_node_unreachable_at_start_then_recovers(transport, sockdir):
         await fake.settle(inv.payment_hash)
         assert await waiter == inv.payment_hash
     finally:
-        await stream.aclose()
+        await drain.close()
         await fs.close()
         await fake.stop()
 

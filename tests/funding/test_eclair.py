@@ -14,7 +14,7 @@ from fulmen.funding.eclair import EclairFunding
 from fulmen.funding.http import NodeAuthError, NodeUnreachable
 from fulmen.settings import Settings
 
-from .common import decode, external_invoice, next_item
+from .common import Drain, decode, external_invoice
 from .fake_eclair import FakeEclair, Outcome
 
 
@@ -130,12 +130,12 @@ async def test_unknown_payment_is_pending(eclair):
     assert (await eclair.get_payment_status("cd" * 32)).state is PaymentState.PENDING
 
 
-async def test_stream_finds_payments_made_while_disconnected(eclair, fake):
-    stream = eclair.paid_invoices_stream()
+async def test_stream_finds_payments_made_while_disconnected(eclair, fake, caplog):
+    drain = Drain(eclair.paid_invoices_stream())
     try:
         a = await eclair.create_invoice(1000, "a", None, 600)
         b = await eclair.create_invoice(1000, "b", None, 600)
-        first = asyncio.ensure_future(next_item(stream))
+        first = asyncio.ensure_future(drain.next())
         await asyncio.sleep(0.2)
         fake.settle(a.payment_hash)
         assert await first == a.payment_hash
@@ -143,9 +143,12 @@ async def test_stream_finds_payments_made_while_disconnected(eclair, fake):
         fake.settle(b.payment_hash)
         await asyncio.sleep(0.5)
         await fake.start()
-        assert await next_item(stream) == b.payment_hash
+        assert await drain.next() == b.payment_hash
+        await asyncio.sleep(0.2)
+        assert drain.pending() == []  # nothing reported twice
+        assert 'cannot poll invoices' in caplog.text  # the outage was seen and survived
     finally:
-        await stream.aclose()
+        await drain.close()
 
 
 async def test_watch_reports_invoices_from_before_a_restart(fake):
@@ -154,12 +157,12 @@ async def test_watch_reports_invoices_from_before_a_restart(fake):
     await first.close()
     second = make(fake)  # a new process knows nothing of inv ...
     second.watch(inv.checking_id)  # ... until the host hands over its pending invoices
-    stream = second.paid_invoices_stream()
+    drain = Drain(second.paid_invoices_stream())
     try:
         fake.settle(inv.payment_hash)
-        assert await next_item(stream) == inv.payment_hash
+        assert await drain.next() == inv.payment_hash
     finally:
-        await stream.aclose()
+        await drain.close()
         await second.close()
 
 
@@ -181,7 +184,7 @@ async def test_bad_password(fake, caplog):
 async def test_node_unreachable_at_start_then_recovers():
     fake = FakeEclair()
     fs = make(fake)
-    stream = fs.paid_invoices_stream()
+    drain = Drain(fs.paid_invoices_stream())
     try:
         await fs.start()
         with pytest.raises(NodeUnreachable):
@@ -191,12 +194,12 @@ async def test_node_unreachable_at_start_then_recovers():
         assert (await fs.pay_invoice(external_invoice().bolt11, 10)).state is PaymentState.PENDING
         await fake.start()
         inv = await fs.create_invoice(1000, "later", None, 60)
-        waiter = asyncio.ensure_future(next_item(stream))
+        waiter = asyncio.ensure_future(drain.next())
         await asyncio.sleep(0.2)
         fake.settle(inv.payment_hash)
         assert await waiter == inv.payment_hash
     finally:
-        await stream.aclose()
+        await drain.close()
         await fs.close()
         await fake.stop()
 

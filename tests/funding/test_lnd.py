@@ -14,7 +14,7 @@ from fulmen.funding.http import NodeAuthError, NodeUnreachable
 from fulmen.funding.lnd import LndRestFunding
 from fulmen.settings import Settings
 
-from .common import collect, decode, external_invoice, next_item
+from .common import Drain, decode, external_invoice
 from .fake_lnd import FakeLnd, Outcome
 
 
@@ -155,14 +155,14 @@ async def test_unknown_payment_is_pending_not_failed(lnd):
     assert st.state is PaymentState.PENDING
 
 
-async def test_stream_yields_and_resumes_after_disconnect(lnd, fake):
+async def test_stream_yields_and_resumes_after_disconnect(lnd, fake, caplog):
     old = await lnd.create_invoice(1000, "before start", None, 600)
     fake.settle(old.payment_hash)  # settled before the stream: not re-reported
-    stream = lnd.paid_invoices_stream()
+    drain = Drain(lnd.paid_invoices_stream())
     try:
         a = await lnd.create_invoice(1000, "a", None, 600)
         b = await lnd.create_invoice(1000, "b", None, 600)
-        first = asyncio.ensure_future(next_item(stream))
+        first = asyncio.ensure_future(drain.next())
         await asyncio.sleep(0.3)  # let it subscribe
         fake.settle(a.payment_hash)
         assert await first == a.payment_hash
@@ -171,21 +171,24 @@ async def test_stream_yields_and_resumes_after_disconnect(lnd, fake):
         fake.settle(b.payment_hash)
         await asyncio.sleep(0.3)  # a few failed reconnects
         await fake.start()
-        assert await next_item(stream) == b.payment_hash
+        assert await drain.next() == b.payment_hash
         # and live events still arrive after the reconnect
         c = await lnd.create_invoice(1000, "c", None, 600)
         fake.settle(c.payment_hash)
-        assert await next_item(stream) == c.payment_hash
+        assert await drain.next() == c.payment_hash
+        await asyncio.sleep(0.2)
+        assert drain.pending() == []  # nothing reported twice
+        assert 'LND invoice stream lost' in caplog.text  # the outage was seen and survived
     finally:
-        await stream.aclose()
+        await drain.close()
 
 
 async def test_stream_survives_server_closing_it(lnd, fake):
-    stream = lnd.paid_invoices_stream()
+    drain = Drain(lnd.paid_invoices_stream())
     try:
         a = await lnd.create_invoice(1000, "a", None, 600)
         b = await lnd.create_invoice(1000, "b", None, 600)
-        waiter = asyncio.ensure_future(collect(stream, 2))
+        waiter = asyncio.ensure_future(drain.take(2))
         await asyncio.sleep(0.3)
         fake.settle(a.payment_hash)
         await asyncio.sleep(0.1)
@@ -193,7 +196,7 @@ async def test_stream_survives_server_closing_it(lnd, fake):
         fake.settle(b.payment_hash)  # nobody subscribed at this moment
         assert await waiter == [a.payment_hash, b.payment_hash]
     finally:
-        await stream.aclose()
+        await drain.close()
 
 
 async def test_bad_macaroon_is_a_clear_error(fake, certs, caplog):
@@ -241,7 +244,7 @@ async def test_node_unreachable_at_start_then_recovers(certs):
     cert, key = certs["node"]
     fake = FakeLnd(cert, key)  # not started
     fs = backend(fake, cert)
-    stream = fs.paid_invoices_stream()
+    drain = Drain(fs.paid_invoices_stream())
     try:
         await fs.start()
         with pytest.raises(NodeUnreachable):
@@ -250,7 +253,7 @@ async def test_node_unreachable_at_start_then_recovers(certs):
             await fs.create_invoice(1000, "x", None, 60)
         st = await fs.pay_invoice(external_invoice().bolt11, 1000)
         assert st.state is PaymentState.PENDING
-        waiter = asyncio.ensure_future(next_item(stream))
+        waiter = asyncio.ensure_future(drain.next())
         await asyncio.sleep(0.3)
         await fake.start()
         inv = await fs.create_invoice(1000, "later", None, 60)
@@ -258,7 +261,7 @@ async def test_node_unreachable_at_start_then_recovers(certs):
         fake.settle(inv.payment_hash)
         assert await waiter == inv.payment_hash
     finally:
-        await stream.aclose()
+        await drain.close()
         await fs.close()
         await fake.stop()
 
