@@ -368,6 +368,9 @@ class ClnFunding:
                 best = max(best, as_int(inv.get("pay_index"), 0) or 0)
         return best
 
+    def watch(self, checking_id: str, expires_at: float | None = None) -> None:
+        """Nothing to do: the stream resumes from the node's pay_index."""
+
     async def paid_invoices_stream(self) -> AsyncIterator[str]:
         backoff = Backoff(self.reconnect_initial, self.reconnect_max)
         while True:

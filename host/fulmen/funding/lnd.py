@@ -371,6 +371,9 @@ class LndRestFunding:
             self.settle_index = max(self.settle_index or 0, idx)
         return payment_hash
 
+    def watch(self, checking_id: str, expires_at: float | None = None) -> None:
+        """Nothing to do: the stream resumes from the node's settle_index."""
+
     async def paid_invoices_stream(self) -> AsyncIterator[str]:
         backoff = Backoff(self.reconnect_initial, self.reconnect_max)
         while True:
