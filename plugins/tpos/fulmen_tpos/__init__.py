@@ -1,0 +1,39 @@
+"""tpos: point-of-sale terminals with a public keypad page, and tips.
+
+Hook implementations only; the API's rules are in `terminals.py`, invoices
+and tips in `payments.py`, HTTP in `controllers.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fulmen import Host, Payment, hookimpl
+
+
+@hookimpl
+def register_apps() -> Any:
+    from .piccolo_app import APP_CONFIG
+
+    return APP_CONFIG
+
+
+@hookimpl
+def register_routes(host: Host) -> list[Any]:
+    from litestar import Router
+    from litestar.di import Provide
+
+    from .controllers import TerminalPage, TposController
+
+    async def provide_host() -> Host:
+        return host
+
+    return [Router(path="/", route_handlers=[TposController, TerminalPage],
+                   dependencies={"host": Provide(provide_host)})]
+
+
+@hookimpl
+async def on_invoice_paid(host: Host, payment: Payment) -> None:
+    from .payments import move_tip
+
+    await move_tip(host, payment)

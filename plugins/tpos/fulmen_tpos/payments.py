@@ -1,0 +1,227 @@
+"""A terminal's invoices, their status, and moving tips exactly once.
+
+Tips: when a terminal's invoice is paid, its tip goes from the terminal's
+wallet to the tip wallet chosen when the invoice was made. The invoice's row
+in `tpos_payment` carries the tip's state:
+
+1. `pending`: an invoice for the tip is created in the tip wallet and its
+   bolt11 stored on the row (a conditional UPDATE: concurrent runs agree);
+2. the terminal's wallet pays it with an idempotency key derived from the
+   payment, so a run that crashed after paying gets that payment back;
+3. the row is marked `done`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fulmen import (
+    BadRequest,
+    Host,
+    InvoiceRequest,
+    NotFound,
+    Payment,
+    WalletAuth,
+    now_ms,
+    query,
+)
+
+from .terminals import get_tpos
+
+log = logging.getLogger(__name__)
+
+TAG = "tpos"
+MAX_MEMO = 639
+TIP_INVOICE_EXPIRY = 7 * 24 * 3600  # longer than the host's whole retry schedule
+RENEW_MARGIN_MS = 60_000
+
+#: CreateTposInvoice fields accepted; the fiat ones are recorded in `extra`.
+INVOICE_FIELDS = ("amount", "memo", "tip_amount", "exchange_rate", "details", "internal_memo",
+                  "amount_fiat", "tip_amount_fiat")
+INVOICE_UNSUPPORTED = ("user_lnaddress", "pay_in_fiat", "fiat_method")
+
+
+def whole_sats(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{name} must be a whole number of sats")
+    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+        raise BadRequest(f"{name} must be a whole number of sats")
+    if value < minimum:
+        raise BadRequest(f"{name} must be at least {minimum}")
+    return int(value)
+
+
+def optional_number(data: dict[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0:
+        raise BadRequest(f"{name} must be a number of at least 0")
+    return value
+
+
+async def create_invoice(host: Host, tpos_id: str, data: Any) -> Payment:
+    """The public `POST /tposs/{id}/invoices`: `amount` (sats, the total
+    including any tip), `memo?`, `tip_amount?` (sats, part of amount)."""
+    tpos = await get_tpos(tpos_id)
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    for key, value in data.items():
+        if key in INVOICE_UNSUPPORTED and value not in (None, False, ""):
+            raise BadRequest(f"{key} is not supported by this host's tpos")
+        if key not in INVOICE_FIELDS and key not in INVOICE_UNSUPPORTED:
+            raise BadRequest(f"unknown field {key!r}")
+    if "amount" not in data:
+        raise BadRequest("amount is required (sats)")
+    amount = whole_sats(data["amount"], "amount", 1)
+    tip = whole_sats(data.get("tip_amount") or 0, "tip_amount", 0)
+    if tip > amount:
+        raise BadRequest("tip_amount cannot be larger than amount (the total, tip included)")
+    if tip and not tpos["tip_wallet"]:
+        raise BadRequest("this terminal takes no tips (it has no tip_wallet)")
+    memo = data.get("memo")
+    if memo is not None and not isinstance(memo, str):
+        raise BadRequest("memo must be a string")
+    memo = memo or tpos["name"]
+    if len(memo) > MAX_MEMO:
+        raise BadRequest(f"memo is longer than {MAX_MEMO} characters")
+    details = data.get("details")
+    if details is not None and not isinstance(details, (dict, list)):
+        raise BadRequest("details must be a JSON object or list")
+    if details is not None and len(str(details)) > 10_000:
+        raise BadRequest("details is too large")
+    internal_memo = data.get("internal_memo")
+    if internal_memo is not None and (not isinstance(internal_memo, str) or len(internal_memo) > 500):
+        raise BadRequest("internal_memo must be a string of at most 500 characters")
+
+    extra: dict[str, Any] = {"tag": TAG, "tpos_id": tpos_id, "amount": amount - tip,
+                             "tip_amount": tip}
+    for name in ("exchange_rate", "amount_fiat", "tip_amount_fiat"):
+        if (value := optional_number(data, name)) is not None:
+            extra[name] = value
+    if details is not None:
+        extra["details"] = details
+    if internal_memo:
+        extra["internal_memo"] = internal_memo
+
+    wallet = await host.wallets.get(tpos["wallet"])
+    payment = await host.payments.create_invoice(
+        WalletAuth(wallet_id=wallet.id, account_id=wallet.account_id, kind="invoice"),
+        InvoiceRequest(amount_msat=amount * 1000, memo=memo, extra=extra,
+                       expiry=host.settings.default_invoice_expiry),
+    )
+    now = now_ms()
+    await query(
+        "INSERT INTO tpos_payment (payment_hash, tpos_id, wallet, amount_msat, tip_msat, tip_wallet, "
+        "tip_status, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
+        payment.payment_hash, tpos_id, wallet.id, amount * 1000, tip * 1000,
+        tpos["tip_wallet"] if tip else None, "pending" if tip else "none", now, now,
+    )
+    return payment
+
+
+async def tpos_payment(tpos_id: str, payment_hash: str) -> dict[str, Any]:
+    rows = await query(
+        "SELECT * FROM tpos_payment WHERE payment_hash = {} AND tpos_id = {}", payment_hash, tpos_id
+    )
+    if not rows:
+        raise NotFound("No invoice with this hash was made by this TPoS.")
+    return rows[0]
+
+
+async def invoice_bolt11(host: Host, tpos_id: str, payment_hash: str) -> str:
+    row = await tpos_payment(tpos_id, payment_hash)
+    found = [p for p in await host.payments.find_by_hash(payment_hash, row["wallet"]) if not p.out]
+    if not found:
+        raise NotFound("Invoice not found.")
+    return found[0].bolt11
+
+
+async def invoice_status(host: Host, tpos_id: str, payment_hash: str) -> dict[str, Any]:
+    row = await tpos_payment(tpos_id, payment_hash)
+    found = [p for p in await host.payments.find_by_hash(payment_hash, row["wallet"]) if not p.out]
+    return {"paid": bool(found and found[0].paid)}
+
+
+# --- tips --------------------------------------------------------------------------
+
+
+async def _set_tip_status(payment_hash: str, status: str, error: str | None = None) -> None:
+    await query(
+        "UPDATE tpos_payment SET tip_status = {}, tip_error = {}, updated_at = {} "
+        "WHERE payment_hash = {} AND tip_status = 'pending'",
+        status, error, now_ms(), payment_hash,
+    )
+
+
+async def _tip_invoice(host: Host, row: dict[str, Any], tpos_name: str) -> str | None:
+    """The bolt11 paying this tip: the stored one while usable, else a new
+    invoice in the tip wallet. None if the tip wallet already received it."""
+    old = row["tip_bolt11"]
+    if old:
+        found = [p for p in await host.payments.find_by_hash(row["tip_payment_hash"], row["tip_wallet"])
+                 if not p.out]
+        if found and found[0].paid:
+            return None
+        if found and found[0].status == "pending" and found[0].expires_at > now_ms() + RENEW_MARGIN_MS:
+            return old
+    tip_wallet = await host.wallets.get(row["tip_wallet"])
+    invoice = await host.payments.create_invoice(
+        WalletAuth(wallet_id=tip_wallet.id, account_id=tip_wallet.account_id, kind="invoice"),
+        InvoiceRequest(
+            amount_msat=int(row["tip_msat"]), memo=f"{tpos_name} tip", expiry=TIP_INVOICE_EXPIRY,
+            extra={"tag": TAG, "tpos_id": row["tpos_id"], "tip_of": row["payment_hash"]},
+        ),
+    )
+    condition = "tip_bolt11 = {}" if old else "tip_bolt11 IS NULL"
+    won = await query(
+        "UPDATE tpos_payment SET tip_bolt11 = {}, tip_payment_hash = {}, updated_at = {} "
+        f"WHERE payment_hash = {{}} AND {condition} RETURNING payment_hash",
+        invoice.bolt11, invoice.payment_hash, now_ms(), row["payment_hash"], *([old] if old else []),
+    )
+    if won:
+        return invoice.bolt11
+    fresh = await query("SELECT tip_bolt11 FROM tpos_payment WHERE payment_hash = {}",
+                        row["payment_hash"])
+    return fresh[0]["tip_bolt11"]
+
+
+async def move_tip(host: Host, payment: Payment) -> bool:
+    """Called for every paid invoice; moves the tip of a terminal's invoice
+    once. Returns True if this call paid it. Raises while the tip cannot be
+    paid yet, so the host retries."""
+    if payment.out or not payment.paid or payment.tag != TAG or payment.extra.get("tip_of"):
+        return False
+    rows = await query(
+        "SELECT * FROM tpos_payment WHERE payment_hash = {} AND wallet = {}",
+        payment.payment_hash, payment.wallet_id,
+    )
+    if not rows or rows[0]["tip_status"] != "pending":
+        return False
+    row = rows[0]
+    try:
+        tpos_rows = await query("SELECT name FROM tpos_pos WHERE id = {}", row["tpos_id"])
+        name = tpos_rows[0]["name"] if tpos_rows else "TPoS"
+        source = await host.wallets.get(payment.wallet_id)
+        bolt11 = await _tip_invoice(host, row, name)
+        if bolt11 is not None:
+            await host.payments.pay(
+                WalletAuth(wallet_id=source.id, account_id=source.account_id, kind="admin"),
+                bolt11,
+                extra={"tag": TAG, "tpos_id": row["tpos_id"], "tip_of": payment.payment_hash},
+                idempotency_key=f"tpos-tip:{payment.payment_hash}",
+            )
+    except NotFound as exc:  # a wallet was deleted: the tip stays where it is
+        log.warning("tip of %s not moved: %s", payment.payment_hash, exc.detail)
+        await _set_tip_status(payment.payment_hash, "failed", exc.detail)
+        return False
+    except Exception as exc:
+        detail = getattr(exc, "detail", None) or repr(exc)
+        await query("UPDATE tpos_payment SET tip_error = {}, updated_at = {} WHERE payment_hash = {}",
+                    detail, now_ms(), payment.payment_hash)
+        raise
+    await _set_tip_status(payment.payment_hash, "done")
+    return bolt11 is not None
