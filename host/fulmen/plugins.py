@@ -156,8 +156,9 @@ def discover(allow: set[str] | None) -> list[PluginInfo]:
             continue
         try:
             info.module = ep.load()
-        except Exception:
-            info.fail("import failed:\n" + traceback.format_exc(limit=5))
+        except Exception as exc:
+            log.error("plugin %s: import failed\n%s", ep.name, traceback.format_exc(limit=5))
+            info.fail(f"import failed: {type(exc).__name__}: {exc}")
     return list(found.values())
 
 
