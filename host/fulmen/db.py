@@ -10,6 +10,9 @@ rows they touch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import io
 import importlib.util
 import logging
 import sys
@@ -157,10 +160,30 @@ async def open_engine(engine: Engine, pool_size: int) -> None:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 
 
+@functools.lru_cache(maxsize=512)
+def _numbered(sql: str) -> str:
+    """`{}` placeholders to PostgreSQL's `$1, $2, ...`."""
+    parts = sql.split("{}")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
+
+
 async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
     """Run SQL with `{}` placeholders on the bound engine (inside the
-    current transaction, if any); returns rows as dicts."""
-    return await piccolo_conf.DB.run_querystring(QueryString(sql, *args))
+    current transaction, if any); returns rows as dicts.
+
+    On PostgreSQL this goes straight to asyncpg (prepared statements are
+    cached per connection); Piccolo's query layer costs more than the
+    round trip for the small statements on the payment path."""
+    engine = piccolo_conf.DB
+    if isinstance(engine, PostgresEngine) and engine.pool is not None:
+        transaction = engine.current_transaction.get()
+        if transaction is not None:
+            rows = await transaction.connection.fetch(_numbered(sql), *args)
+        else:
+            async with engine.pool.acquire() as connection:
+                rows = await connection.fetch(_numbered(sql), *args)
+        return [dict(row) for row in rows]
+    return await engine.run_querystring(QueryString(sql, *args))
 
 
 async def close_engine(engine: Engine) -> None:
@@ -258,7 +281,8 @@ async def migrate_app(app: AppConfig) -> list[str]:
         if module.ID in done:
             continue
         manager = await module.forwards()
-        await manager.run()
+        with contextlib.redirect_stdout(io.StringIO()):  # Piccolo prints progress
+            await manager.run()
         await Migration.insert(Migration(name=module.ID, app_name=app.app_name)).run()
         ran.append(module.ID)
         log.info("migration %s %s applied", app.app_name, module.ID)
