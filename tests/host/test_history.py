@@ -82,3 +82,15 @@ async def test_csv_export(wallet_with_history):
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert len(rows) == 6 and {row["status"] for row in rows} == {"success"}
     assert sum(int(row["amount"]) for row in rows) == sum(10000 + i * 1000 for i in range(6))
+
+
+async def test_history_chart_groups_income_and_spending(wallet_with_history):
+    f, alice, bob = wallet_with_history
+    r = await f.client.get("/api/v1/payments/history", headers=bob.read_headers, params={"group": "day"})
+    points = r.json()
+    assert sum(p["income"] for p in points) == sum(10000 + i * 1000 for i in range(6))
+    assert points[-1]["balance"] == await f.balance(bob)
+    r = await f.client.get("/api/v1/payments/history", headers=alice.read_headers, params={"group": "month"})
+    assert r.json()[-1]["balance"] == -sum(10000 + i * 1000 for i in range(6))  # excludes the admin top-up
+    r = await f.client.get("/api/v1/payments/history", headers=alice.read_headers, params={"group": "year"})
+    assert r.status_code == 400

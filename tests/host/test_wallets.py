@@ -160,3 +160,11 @@ async def test_admin_api_needs_admin_bearer(fulmen, path):
     assert (await client.get(path)).status_code == 401
     assert (await client.get(path, headers={"Authorization": "Bearer wrong"})).status_code == 401
     assert (await client.get(path, headers=fulmen.admin_headers)).status_code == 200
+
+
+async def test_status_needs_account_credential(fulmen):
+    client = await fulmen.start()
+    alice = await fulmen.wallet("alice")
+    r = await client.get("/api/v1/status", headers={"Authorization": f"Bearer {alice.account_token}"})
+    assert r.status_code == 200 and r.json()["version"]
+    assert (await client.get("/api/v1/status")).status_code == 401

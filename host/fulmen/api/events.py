@@ -123,13 +123,13 @@ async def event_stream(request: Request, wallet: WalletAuth) -> ServerSentEvent:
                 yield ServerSentEventMessage(
                     event="gap", data=json.dumps({"missed_from": first, "missed_to": last}),
                 )
-            yield ServerSentEventMessage(comment="connected", retry=SSE_RETRY_MS)
+            yield ServerSentEventMessage(data=None, comment="connected", retry=SSE_RETRY_MS)
             while True:
                 event = await sub.next(SSE_KEEPALIVE_SECONDS)
                 if event is None:
                     if sub.closed:
                         return
-                    yield ServerSentEventMessage(comment="keep-alive")
+                    yield ServerSentEventMessage(data=None, comment="keep-alive")
                     continue
                 yield ServerSentEventMessage(id=event.seq, event=event.type, data=json.dumps(event.data))
         finally:

@@ -6,12 +6,14 @@ import csv
 import hashlib
 import io
 import re
+from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
 import bolt11 as bolt11_lib
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
+from ..db import query
 from ..errors import BadRequest, NotFound
 from ..history import HistoryQuery
 from ..host import Host
@@ -89,6 +91,37 @@ async def list_payments_paginated(request: Request, wallet: WalletAuth) -> dict[
     if q.limit is None:
         q.limit = 20
     return {"data": [Payment.from_row(r).to_lnbits() for r in await q.rows()], "total": await q.total()}
+
+
+BUCKETS = {"hour": 3_600_000, "day": 86_400_000, "month": 86_400_000}
+
+
+@get("/api/v1/payments/history", dependencies={"wallet": require_wallet_key("read")})
+async def payment_history(request: Request, wallet: WalletAuth, group: str = "day") -> list[dict[str, Any]]:
+    """Income, spending and running balance per hour, day or month (settled payments)."""
+    if group not in BUCKETS:
+        raise BadRequest("group must be hour, day or month")
+    size = BUCKETS[group]
+    rows = await query(
+        "SELECT (created_at / {}) AS bucket, "
+        "SUM(CASE WHEN amount_msat > 0 THEN amount_msat ELSE 0 END) AS income, "
+        "SUM(CASE WHEN amount_msat < 0 THEN -amount_msat + fee_msat ELSE 0 END) AS spending "
+        "FROM fulmen_payment WHERE wallet_id = {} AND status = 'success' GROUP BY 1 ORDER BY 1",
+        size, wallet.wallet_id,
+    )
+    points: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        start = datetime.fromtimestamp(int(row["bucket"]) * size / 1000, tz=timezone.utc)
+        if group == "month":
+            start = start.replace(day=1)
+        point = points.setdefault(start.isoformat(), {"date": start.isoformat(), "income": 0, "spending": 0})
+        point["income"] += int(row["income"])
+        point["spending"] += int(row["spending"])
+    balance = 0
+    for point in points.values():
+        balance += point["income"] - point["spending"]
+        point["balance"] = balance
+    return list(points.values())
 
 
 CSV_FIELDS = ["time", "payment_hash", "status", "amount", "fee", "memo", "tag", "checking_id", "bolt11"]
@@ -175,5 +208,5 @@ async def check_payment(request: Request, payment_hash: str) -> dict[str, Any]:
     return {"paid": target.paid, "status": target.status}
 
 
-ROUTES = [create_payment, list_payments, list_payments_paginated, export_payments, fee_reserve,
+ROUTES = [create_payment, list_payments, list_payments_paginated, payment_history, export_payments, fee_reserve,
           decode_payment, check_payment]

@@ -23,6 +23,15 @@ async def lnbits_health() -> dict[str, Any]:
     return {"server_time": int(now), "up_time": int(now - STARTED)}
 
 
+@get("/api/v1/status", dependencies={"account": Provide(account_id)})
+async def status(account: str) -> dict[str, Any]:
+    from ..version import __version__
+
+    now = time.time()
+    return {"server_time": int(now), "up_time": int(now - STARTED),
+            "up_time_seconds": int(now - STARTED), "version": __version__}
+
+
 @post("/api/v1/account", status_code=201)
 async def create_account(request: Request, data: dict[str, Any] | None = None) -> dict[str, Any]:
     host: Host = request.app.state.host
@@ -95,6 +104,6 @@ async def rotate_keys(request: Request, wallet: WalletAuth) -> dict[str, Any]:
 
 
 ROUTES = [
-    lnbits_health, create_account, list_wallets, create_wallet, delete_wallet,
+    lnbits_health, status, create_account, list_wallets, create_wallet, delete_wallet,
     rotate_account_token, wallet_info, rename_wallet, update_wallet, rotate_keys,
 ]
