@@ -8,9 +8,10 @@ import secrets
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import bolt11
 import uvicorn
@@ -65,12 +66,15 @@ class External:
     amount_msat: int
 
 
-def external_invoice(amount_msat: int = 50_000, *, expiry: int = 3600, date: int | None = None) -> External:
+def external_invoice(
+    amount_msat: int = 50_000, *, expiry: int = 3600, date: int | None = None
+) -> External:
     preimage = secrets.token_bytes(32)
     payment_hash = hashlib.sha256(preimage).hexdigest()
     return External(
-        make_bolt11(payment_hash, amount_msat, memo="elsewhere", expiry=expiry, key=OTHER_KEY,
-                    date=date),
+        make_bolt11(
+            payment_hash, amount_msat, memo="elsewhere", expiry=expiry, key=OTHER_KEY, date=date
+        ),
         payment_hash,
         preimage.hex(),
         amount_msat,
@@ -87,10 +91,24 @@ def make_cert(directory: Path, name: str) -> tuple[Path, Path]:
     key = directory / f"{name}.key"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-            "-subj", f"/O=fake/CN={name}",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            f"/O=fake/CN={name}",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
         ],
         check=True,
         capture_output=True,
@@ -179,8 +197,9 @@ class Drain:
 
     async def next(self, timeout: float = 10.0) -> str:
         getter = asyncio.ensure_future(self.queue.get())
-        done, _ = await asyncio.wait({getter, self.task}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {getter, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if getter in done:
             return getter.result()
         getter.cancel()

@@ -96,10 +96,20 @@ class FakeCln:
         self.held: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, dict]] = []
         self.channels = [
-            {"state": "CHANNELD_NORMAL", "our_amount_msat": 70_000_000, "amount_msat": 100_000_000,
-             "connected": True, "peer_id": "02" + "cd" * 32},
-            {"state": "ONCHAIN", "our_amount_msat": 5_000_000, "amount_msat": 5_000_000,
-             "connected": False, "peer_id": "02" + "ef" * 32},
+            {
+                "state": "CHANNELD_NORMAL",
+                "our_amount_msat": 70_000_000,
+                "amount_msat": 100_000_000,
+                "connected": True,
+                "peer_id": "02" + "cd" * 32,
+            },
+            {
+                "state": "ONCHAIN",
+                "our_amount_msat": 5_000_000,
+                "amount_msat": 5_000_000,
+                "connected": False,
+                "peer_id": "02" + "ef" * 32,
+            },
         ]
         self.server = AppServer(self.app())
         self.socket_path = socket_dir / "lightning-rpc" if socket_dir else None
@@ -118,12 +128,17 @@ class FakeCln:
         async with self.changed:
             self.changed.notify_all()
 
-    def resolve(self, payment_hash: str, *, ok: bool, fee_msat: int = 0, preimage: str = "") -> None:
+    def resolve(
+        self, payment_hash: str, *, ok: bool, fee_msat: int = 0, preimage: str = ""
+    ) -> None:
         for p in self.pays[payment_hash]:
             if p["status"] == "pending":
                 if ok:
-                    p.update(status="complete", preimage=preimage,
-                             amount_sent_msat=p["amount_msat"] + fee_msat)
+                    p.update(
+                        status="complete",
+                        preimage=preimage,
+                        amount_sent_msat=p["amount_msat"] + fee_msat,
+                    )
                 else:
                     p["status"] = "failed"
         self.held.pop(payment_hash, asyncio.Event()).set()
@@ -176,7 +191,7 @@ class FakeCln:
                     return
                 buf += chunk.decode()
                 try:
-                    req, end = decoder.raw_decode(buf.lstrip())
+                    req, _ = decoder.raw_decode(buf.lstrip())
                 except json.JSONDecodeError:
                     continue
                 buf = ""
@@ -201,14 +216,27 @@ class FakeCln:
         return await handler(**params)
 
     async def cmd_getinfo(self) -> dict:
-        return {"id": "02" + "aa" * 32, "alias": "fake-cln", "version": "v24.08",
-                "blockheight": 800000, "network": "regtest"}
+        return {
+            "id": "02" + "aa" * 32,
+            "alias": "fake-cln",
+            "version": "v24.08",
+            "blockheight": 800000,
+            "network": "regtest",
+        }
 
     async def cmd_listfunds(self, spent: bool = False) -> dict:
         return {"outputs": [], "channels": self.channels}
 
-    async def cmd_invoice(self, amount_msat, label, description, expiry=604800, preimage=None,
-                          deschashonly=False, **_: Any) -> dict:
+    async def cmd_invoice(
+        self,
+        amount_msat,
+        label,
+        description,
+        expiry=604800,
+        preimage=None,
+        deschashonly=False,
+        **_: Any,
+    ) -> dict:
         if any(i.label == label for i in self.invoices.values()):
             raise RpcError(900, "Duplicate label")
         pre = bytes.fromhex(preimage) if preimage else secrets.token_bytes(32)
@@ -219,14 +247,35 @@ class FakeCln:
         dh = hashlib.sha256(description.encode()).digest() if deschashonly else None
         pr = make_bolt11(h, amount or 0, memo=description, description_hash=dh, expiry=expiry)
         self.created_index += 1
-        inv = Invoice(label, h, pre.hex(), pr, amount, description, int(time.time()) + expiry,
-                      self.created_index)
+        inv = Invoice(
+            label,
+            h,
+            pre.hex(),
+            pr,
+            amount,
+            description,
+            int(time.time()) + expiry,
+            self.created_index,
+        )
         self.invoices[h] = inv
-        return {"payment_hash": h, "expires_at": inv.expires_at, "bolt11": pr,
-                "payment_secret": secrets.token_hex(32), "created_index": inv.created_index}
+        return {
+            "payment_hash": h,
+            "expires_at": inv.expires_at,
+            "bolt11": pr,
+            "payment_secret": secrets.token_hex(32),
+            "created_index": inv.created_index,
+        }
 
-    async def cmd_listinvoices(self, label=None, invstring=None, payment_hash=None, offer_id=None,
-                               index=None, start=None, limit=None) -> dict:
+    async def cmd_listinvoices(
+        self,
+        label=None,
+        invstring=None,
+        payment_hash=None,
+        offer_id=None,
+        index=None,
+        start=None,
+        limit=None,
+    ) -> dict:
         invs = list(self.invoices.values())
         if payment_hash:
             invs = [i for i in invs if i.payment_hash == payment_hash]
@@ -236,8 +285,11 @@ class FakeCln:
         deadline = time.monotonic() + timeout if timeout is not None else None
 
         def ready():
-            paid = [i for i in self.invoices.values()
-                    if i.status == "paid" and i.pay_index > (lastpay_index or 0)]
+            paid = [
+                i
+                for i in self.invoices.values()
+                if i.status == "paid" and i.pay_index > (lastpay_index or 0)
+            ]
             return min(paid, key=lambda i: i.pay_index) if paid else None
 
         async with self.changed:
@@ -251,11 +303,12 @@ class FakeCln:
                     pass
         return inv.json()
 
-    async def cmd_pay(self, bolt11: str, maxfee: int | None = None, retry_for: int = 60,
-                      **_: Any) -> Any:
+    async def cmd_pay(
+        self, bolt11: str, maxfee: int | None = None, retry_for: int = 60, **_: Any
+    ) -> Any:
         try:
             d = bolt11_lib.decode(bolt11)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the decoder raises
             raise RpcError(-32602, "Invalid bolt11: Bad bech32 string") from None
         if d.date + (d.expiry or 3600) < time.time():
             raise RpcError(207, "Invoice expired")
@@ -266,9 +319,15 @@ class FakeCln:
         if outcome.kind == "garbage":
             return _GARBAGE
         amount = int(d.amount_msat or 0)
-        entry = {"bolt11": bolt11, "payment_hash": h, "status": "pending",
-                 "created_at": int(time.time()), "amount_msat": amount,
-                 "amount_sent_msat": amount, "number_of_parts": 1}
+        entry = {
+            "bolt11": bolt11,
+            "payment_hash": h,
+            "status": "pending",
+            "created_at": int(time.time()),
+            "amount_msat": amount,
+            "amount_sent_msat": amount,
+            "number_of_parts": 1,
+        }
         if outcome.kind == "error":
             raise RpcError(outcome.code, outcome.message)
         self.pays.setdefault(h, []).append(entry)
@@ -276,8 +335,11 @@ class FakeCln:
             if maxfee is not None and outcome.fee_msat > maxfee:
                 entry["status"] = "failed"
                 raise RpcError(206, "Fee exceeds our fee budget")
-            entry.update(status="complete", preimage=outcome.preimage,
-                         amount_sent_msat=amount + outcome.fee_msat)
+            entry.update(
+                status="complete",
+                preimage=outcome.preimage,
+                amount_sent_msat=amount + outcome.fee_msat,
+            )
         elif outcome.kind == "fail":
             entry["status"] = "failed"
             raise RpcError(outcome.code, outcome.message)
@@ -286,14 +348,23 @@ class FakeCln:
             await ev.wait()
             if entry["status"] != "complete":
                 raise RpcError(210, "Payment failed after retry_for")
-        return {"destination": "02" + "bb" * 32, "payment_hash": h,
-                "created_at": entry["created_at"], "parts": 1,
-                "amount_msat": amount, "amount_sent_msat": entry["amount_sent_msat"],
-                "payment_preimage": entry["preimage"], "status": "complete"}
+        return {
+            "destination": "02" + "bb" * 32,
+            "payment_hash": h,
+            "created_at": entry["created_at"],
+            "parts": 1,
+            "amount_msat": amount,
+            "amount_sent_msat": entry["amount_sent_msat"],
+            "payment_preimage": entry["preimage"],
+            "status": "complete",
+        }
 
     async def cmd_listpays(self, bolt11=None, payment_hash=None, status=None, **_: Any) -> dict:
-        pays = self.pays.get(payment_hash, []) if payment_hash else [
-            p for ps in self.pays.values() for p in ps]
+        pays = (
+            self.pays.get(payment_hash, [])
+            if payment_hash
+            else [p for ps in self.pays.values() for p in ps]
+        )
         return {"pays": [dict(p) for p in pays]}
 
 

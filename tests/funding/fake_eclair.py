@@ -56,8 +56,7 @@ class Incoming:
 
     def received_json(self) -> dict:
         if self.received_at is not None:
-            status = {"type": "received", "amount": self.amount_msat or 1000,
-                      "receivedAt": ts()}
+            status = {"type": "received", "amount": self.amount_msat or 1000, "receivedAt": ts()}
         elif self.created + self.expiry < time.time():
             status = {"type": "expired"}
         else:
@@ -103,16 +102,31 @@ class FakeEclair:
     def settle(self, payment_hash: str) -> None:
         self.incoming[payment_hash].received_at = int(time.time())
 
-    def resolve(self, payment_hash: str, *, ok: bool, fee_msat: int = 0, preimage: str = "") -> None:
+    def resolve(
+        self, payment_hash: str, *, ok: bool, fee_msat: int = 0, preimage: str = ""
+    ) -> None:
         for p in self.outgoing[payment_hash]:
             if p["status"]["type"] == "pending":
                 if ok:
-                    p["status"] = {"type": "sent", "paymentPreimage": preimage,
-                                   "feesPaid": fee_msat, "route": [], "completedAt": ts()}
+                    p["status"] = {
+                        "type": "sent",
+                        "paymentPreimage": preimage,
+                        "feesPaid": fee_msat,
+                        "route": [],
+                        "completedAt": ts(),
+                    }
                 else:
-                    p["status"] = {"type": "failed", "failures": [
-                        {"failureType": "REMOTE", "failureMessage": "temporary channel failure",
-                         "failedRoute": []}], "completedAt": ts()}
+                    p["status"] = {
+                        "type": "failed",
+                        "failures": [
+                            {
+                                "failureType": "REMOTE",
+                                "failureMessage": "temporary channel failure",
+                                "failedRoute": [],
+                            }
+                        ],
+                        "completedAt": ts(),
+                    }
         self.held.pop(payment_hash, asyncio.Event()).set()
 
     def app(self) -> Litestar:
@@ -123,14 +137,16 @@ class FakeEclair:
             ok = False
             if auth.startswith("Basic "):
                 try:
-                    user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+                    _, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
                     ok = pw == fake.password
-                except Exception:
+                except Exception:  # noqa: BLE001 - whatever the decoder raises
                     ok = False
             if not ok:
                 return Response(
-                    "The supplied authentication is invalid", status_code=401,
-                    media_type="text/plain", headers={"WWW-Authenticate": 'Basic realm="Access restricted"'},
+                    "The supplied authentication is invalid",
+                    status_code=401,
+                    media_type="text/plain",
+                    headers={"WWW-Authenticate": 'Basic realm="Access restricted"'},
                 )
             return None
 
@@ -148,23 +164,49 @@ class FakeEclair:
     # ------------------------------------------------------------ API
 
     async def api_getinfo(self, form: dict) -> dict:
-        return {"version": "0.11.0-abcdef", "nodeId": NODE_ID, "alias": "fake-eclair",
-                "color": "#49daaa", "features": {}, "chainHash": "06" * 32,
-                "network": "regtest", "blockHeight": 800000, "publicAddresses": []}
+        return {
+            "version": "0.11.0-abcdef",
+            "nodeId": NODE_ID,
+            "alias": "fake-eclair",
+            "color": "#49daaa",
+            "features": {},
+            "chainHash": "06" * 32,
+            "network": "regtest",
+            "blockHeight": 800000,
+            "publicAddresses": [],
+        }
 
     async def api_usablebalances(self, form: dict) -> list:
         return [
-            {"remoteNodeId": "02" + "01" * 32, "shortIds": {"real": {"status": "final",
-             "realScid": "800000x1x0"}, "localAlias": "0x1"}, "canSend": 30_000_000,
-             "canReceive": 70_000_000, "isPublic": True, "isEnabled": True},
-            {"remoteNodeId": "02" + "02" * 32, "shortIds": {}, "canSend": 12_345,
-             "canReceive": 0, "isPublic": False, "isEnabled": True},
+            {
+                "remoteNodeId": "02" + "01" * 32,
+                "shortIds": {
+                    "real": {"status": "final", "realScid": "800000x1x0"},
+                    "localAlias": "0x1",
+                },
+                "canSend": 30_000_000,
+                "canReceive": 70_000_000,
+                "isPublic": True,
+                "isEnabled": True,
+            },
+            {
+                "remoteNodeId": "02" + "02" * 32,
+                "shortIds": {},
+                "canSend": 12_345,
+                "canReceive": 0,
+                "isPublic": False,
+                "isEnabled": True,
+            },
         ]
 
     async def api_createinvoice(self, form: dict) -> Any:
         if "description" not in form and "descriptionHash" not in form:
             return Response({"error": "missing description or descriptionHash"}, status_code=400)
-        pre = bytes.fromhex(form["paymentPreimage"]) if form.get("paymentPreimage") else secrets.token_bytes(32)
+        pre = (
+            bytes.fromhex(form["paymentPreimage"])
+            if form.get("paymentPreimage")
+            else secrets.token_bytes(32)
+        )
         h = hashlib.sha256(pre).hexdigest()
         amount = int(form["amountMsat"]) if form.get("amountMsat") else None
         expiry = int(form.get("expireIn") or 3600)
@@ -187,21 +229,28 @@ class FakeEclair:
     async def api_payinvoice(self, form: dict) -> Any:
         try:
             d = bolt11_lib.decode(form["invoice"])
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the decoder raises
             return Response({"error": "invalid invoice"}, status_code=400)
         if d.date + (d.expiry or 3600) < time.time():
             return Response({"error": "invoice has expired"}, status_code=400)
         h = d.payment_hash
         outcome = self.outcomes.get(h, Outcome("fail"))
         if outcome.kind == "server_error":
-            return Response("There was an internal server error.", status_code=500,
-                            media_type="text/plain")
+            return Response(
+                "There was an internal server error.", status_code=500, media_type="text/plain"
+            )
         amount = int(d.amount_msat or 0)
         pid = str(uuid.uuid4())
         entry = {
-            "id": pid, "parentId": pid, "paymentHash": h, "paymentType": "Standard",
-            "amount": amount, "recipientAmount": amount, "recipientNodeId": "02" + "bb" * 32,
-            "createdAt": ts(), "invoice": {"serialized": form["invoice"], "paymentHash": h},
+            "id": pid,
+            "parentId": pid,
+            "paymentHash": h,
+            "paymentType": "Standard",
+            "amount": amount,
+            "recipientAmount": amount,
+            "recipientNodeId": "02" + "bb" * 32,
+            "createdAt": ts(),
+            "invoice": {"serialized": form["invoice"], "paymentHash": h},
             "status": {"type": "pending"},
         }
         self.outgoing.setdefault(h, []).append(entry)
@@ -215,12 +264,27 @@ class FakeEclair:
             await ev.wait()
         st = entry["status"]
         if st["type"] == "sent":
-            return {"type": "payment-sent", "id": pid, "paymentHash": h,
-                    "paymentPreimage": st["paymentPreimage"], "recipientAmount": amount,
-                    "recipientNodeId": entry["recipientNodeId"],
-                    "parts": [{"id": str(uuid.uuid4()), "amount": amount,
-                               "feesPaid": st["feesPaid"], "toChannelId": "ab" * 32,
-                               "timestamp": ts()}]}
-        return {"type": "payment-failed", "id": pid, "paymentHash": h,
-                "failures": [{"amount": amount, "route": [], "t": "route not found"}],
-                "timestamp": ts()}
+            return {
+                "type": "payment-sent",
+                "id": pid,
+                "paymentHash": h,
+                "paymentPreimage": st["paymentPreimage"],
+                "recipientAmount": amount,
+                "recipientNodeId": entry["recipientNodeId"],
+                "parts": [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "amount": amount,
+                        "feesPaid": st["feesPaid"],
+                        "toChannelId": "ab" * 32,
+                        "timestamp": ts(),
+                    }
+                ],
+            }
+        return {
+            "type": "payment-failed",
+            "id": pid,
+            "paymentHash": h,
+            "failures": [{"amount": amount, "route": [], "t": "route not found"}],
+            "timestamp": ts(),
+        }

@@ -87,7 +87,9 @@ class FakeLnbits:
         rec = self.records[payment_hash]
         rec.status = "success"
 
-    def resolve(self, payment_hash: str, *, ok: bool, fee_msat: int = 0, preimage: str = "") -> None:
+    def resolve(
+        self, payment_hash: str, *, ok: bool, fee_msat: int = 0, preimage: str = ""
+    ) -> None:
         rec = self.records[payment_hash]
         if ok:
             rec.status, rec.fee_msat, rec.preimage = "success", fee_msat, preimage
@@ -131,8 +133,9 @@ class FakeLnbits:
                 "details": rec.json(),
             }
 
-        return Litestar(route_handlers=[wallet, payments, payment], before_request=before,
-                        debug=False)
+        return Litestar(
+            route_handlers=[wallet, payments, payment], before_request=before, debug=False
+        )
 
     def create(self, body: dict) -> Any:
         amount = body.get("amount")
@@ -151,7 +154,7 @@ class FakeLnbits:
     async def pay(self, body: dict) -> Any:
         try:
             d = bolt11_lib.decode(body.get("bolt11", ""))
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the decoder raises
             return Response({"detail": "Bolt11 decoding failed."}, status_code=400)
         h = d.payment_hash
         outcome = self.outcomes.get(h, Outcome("fail"))

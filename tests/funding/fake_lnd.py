@@ -151,7 +151,9 @@ class FakeLnd:
         inv.settle_date = int(time.time())
         self._publish(inv)
 
-    def resolve(self, payment_hash: str, *, ok: bool, fee_msat: int = 0, preimage: str = "") -> None:
+    def resolve(
+        self, payment_hash: str, *, ok: bool, fee_msat: int = 0, preimage: str = ""
+    ) -> None:
         """A held (in-flight) payment completes."""
         p = self.payments[payment_hash]
         if ok:
@@ -187,7 +189,9 @@ class FakeLnd:
                 return Response(grpc_error(2, "expected 1 macaroon, got 0"), status_code=500)
             if mac != fake.macaroon:
                 return Response(
-                    grpc_error(2, "verification failed: signature mismatch after caveat verification"),
+                    grpc_error(
+                        2, "verification failed: signature mismatch after caveat verification"
+                    ),
                     status_code=500,
                 )
             return None
@@ -220,18 +224,28 @@ class FakeLnd:
             body = json.loads(await request.body())
             fake.requests.append(("POST", "/v1/invoices", body))
             preimage = (
-                base64.b64decode(body["r_preimage"]) if body.get("r_preimage") else secrets.token_bytes(32)
+                base64.b64decode(body["r_preimage"])
+                if body.get("r_preimage")
+                else secrets.token_bytes(32)
             )
             payment_hash = hashlib.sha256(preimage).hexdigest()
             if payment_hash in fake.invoices:
-                return Response(grpc_error(2, "invoice with payment hash already exists"), status_code=500)
+                return Response(
+                    grpc_error(2, "invoice with payment hash already exists"), status_code=500
+                )
             value_msat = int(body.get("value_msat") or 0) or int(body.get("value") or 0) * 1000
-            dh = base64.b64decode(body["description_hash"]) if body.get("description_hash") else None
+            dh = (
+                base64.b64decode(body["description_hash"]) if body.get("description_hash") else None
+            )
             expiry = int(body.get("expiry") or 86400)
             memo = body.get("memo", "")
-            pr = make_bolt11(payment_hash, value_msat, memo=memo, description_hash=dh, expiry=expiry)
+            pr = make_bolt11(
+                payment_hash, value_msat, memo=memo, description_hash=dh, expiry=expiry
+            )
             fake.add_index += 1
-            inv = Invoice(payment_hash, preimage.hex(), pr, value_msat, memo, dh, expiry, fake.add_index)
+            inv = Invoice(
+                payment_hash, preimage.hex(), pr, value_msat, memo, dh, expiry, fake.add_index
+            )
             fake.invoices[payment_hash] = inv
             fake._publish(inv)
             return {
@@ -271,7 +285,11 @@ class FakeLnd:
                 backlog += [i for i in fake.invoices.values() if i.add_index > add_after]
             if settle_after:
                 backlog += sorted(
-                    (i for i in fake.invoices.values() if i.state == "SETTLED" and i.settle_index > settle_after),
+                    (
+                        i
+                        for i in fake.invoices.values()
+                        if i.state == "SETTLED" and i.settle_index > settle_after
+                    ),
                     key=lambda i: i.settle_index,
                 )
             for inv in backlog:
@@ -327,8 +345,16 @@ class FakeLnd:
             return Stream(lines(), media_type="application/json")
 
         return Litestar(
-            route_handlers=[getinfo, balance, add_invoice, lookup_invoice, list_invoices,
-                            subscribe, send, track],
+            route_handlers=[
+                getinfo,
+                balance,
+                add_invoice,
+                lookup_invoice,
+                list_invoices,
+                subscribe,
+                send,
+                track,
+            ],
             before_request=before,
             debug=False,
         )
@@ -340,7 +366,7 @@ class FakeLnd:
         pr = body.get("payment_request", "")
         try:
             decoded = bolt11.decode(pr)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the decoder raises
             yield err(2, "invalid bech32 string length 3")
             return
         if decoded.date + (decoded.expiry or 3600) < time.time():

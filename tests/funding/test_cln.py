@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from fulmen.funding import BACKENDS, PaymentState, make_funding_source
 from fulmen.funding.base import FundingError, FundingSource
 from fulmen.funding.cln import ClnFunding
@@ -36,8 +35,13 @@ async def fake(sockdir):
 
 
 def make(fake: FakeCln, transport: str, **kw) -> ClnFunding:
-    opts = dict(timeout=2.0, pay_timeout=1, wait_timeout=1, reconnect_initial=0.05,
-                reconnect_max=0.2)
+    opts = {
+        "timeout": 2.0,
+        "pay_timeout": 1,
+        "wait_timeout": 1,
+        "reconnect_initial": 0.05,
+        "reconnect_max": 0.2,
+    }
     opts.update(kw)
     if transport == "socket":
         return ClnFunding(rpc_socket=fake.socket_path, **opts)
@@ -138,7 +142,9 @@ async def test_pending_then_settled(cln, fake):
     assert (await cln.get_payment_status(ext.payment_hash)).state is PaymentState.PENDING
     fake.resolve(ext.payment_hash, ok=True, fee_msat=5, preimage=ext.preimage)
     done = await cln.get_payment_status(ext.payment_hash)
-    assert done.state is PaymentState.SUCCESS and done.fee_msat == 5 and done.preimage == ext.preimage
+    assert (
+        done.state is PaymentState.SUCCESS and done.fee_msat == 5 and done.preimage == ext.preimage
+    )
 
 
 async def test_unknown_payment_is_pending(cln):
@@ -176,7 +182,7 @@ async def test_stream_resumes_after_disconnect(cln, fake, caplog):
         assert await drain.next() == c.payment_hash
         await asyncio.sleep(0.2)
         assert drain.pending() == []  # nothing reported twice
-        assert 'Core Lightning invoice wait lost' in caplog.text  # the outage was seen and survived
+        assert "Core Lightning invoice wait lost" in caplog.text  # the outage was seen and survived
     finally:
         await drain.close()
 
@@ -238,7 +244,7 @@ async def test_node_unreachable_at_start_then_recovers(transport, sockdir):
 async def test_from_settings_rune_file(fake, monkeypatch, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     rune_file = tmp_path / "rune.json"
-    rune_file.write_text('{"rune": "%s", "unique_id": "1"}' % fake.rune)
+    rune_file.write_text(f'{{"rune": "{fake.rune}", "unique_id": "1"}}')
     monkeypatch.setenv("FULMEN_FUNDING_SOURCE", "cln")
     monkeypatch.setenv("FULMEN_CLN_URL", fake.url)
     monkeypatch.setenv("FULMEN_CLN_RUNE_FILE", str(rune_file))

@@ -7,7 +7,6 @@ import hashlib
 import logging
 
 import pytest
-
 from fulmen.funding import BACKENDS, PaymentState, make_funding_source
 from fulmen.funding.base import FundingError, FundingSource
 from fulmen.funding.eclair import EclairFunding
@@ -19,8 +18,13 @@ from .fake_eclair import FakeEclair, Outcome
 
 
 def make(fake: FakeEclair, **kw) -> EclairFunding:
-    opts = dict(timeout=2.0, pay_timeout=1, poll_interval=0.05, reconnect_initial=0.05,
-                reconnect_max=0.2)
+    opts = {
+        "timeout": 2.0,
+        "pay_timeout": 1,
+        "poll_interval": 0.05,
+        "reconnect_initial": 0.05,
+        "reconnect_max": 0.2,
+    }
     opts.update(kw)
     return EclairFunding(fake.url, opts.pop("password", fake.password), **opts)
 
@@ -123,7 +127,9 @@ async def test_pending_then_settled(eclair, fake):
     assert (await eclair.get_payment_status(ext.payment_hash)).state is PaymentState.PENDING
     fake.resolve(ext.payment_hash, ok=True, fee_msat=9, preimage=ext.preimage)
     done = await eclair.get_payment_status(ext.payment_hash)
-    assert done.state is PaymentState.SUCCESS and done.fee_msat == 9 and done.preimage == ext.preimage
+    assert (
+        done.state is PaymentState.SUCCESS and done.fee_msat == 9 and done.preimage == ext.preimage
+    )
 
 
 async def test_unknown_payment_is_pending(eclair):
@@ -146,7 +152,7 @@ async def test_stream_finds_payments_made_while_disconnected(eclair, fake, caplo
         assert await drain.next() == b.payment_hash
         await asyncio.sleep(0.2)
         assert drain.pending() == []  # nothing reported twice
-        assert 'cannot poll invoices' in caplog.text  # the outage was seen and survived
+        assert "cannot poll invoices" in caplog.text  # the outage was seen and survived
     finally:
         await drain.close()
 

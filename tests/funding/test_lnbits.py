@@ -7,7 +7,6 @@ import hashlib
 import logging
 
 import pytest
-
 from fulmen.funding import BACKENDS, PaymentState, make_funding_source
 from fulmen.funding.base import FundingError, FundingSource
 from fulmen.funding.http import NodeAuthError, NodeUnreachable
@@ -19,8 +18,13 @@ from .fake_lnbits import FakeLnbits, Outcome
 
 
 def make(fake: FakeLnbits, **kw) -> LnbitsFunding:
-    opts = dict(timeout=2.0, pay_timeout=1, poll_interval=0.05, reconnect_initial=0.05,
-                reconnect_max=0.2)
+    opts = {
+        "timeout": 2.0,
+        "pay_timeout": 1,
+        "poll_interval": 0.05,
+        "reconnect_initial": 0.05,
+        "reconnect_max": 0.2,
+    }
     opts.update(kw)
     return LnbitsFunding(fake.url, opts.pop("key", fake.admin_key), **opts)
 
@@ -67,7 +71,9 @@ async def test_description_hash_and_whole_sats(lnbits, fake):
     inv = await lnbits.create_invoice(2_000, text, h, 300)
     assert decode(inv.bolt11).description_hash == h.hex()
     sent = fake.calls[-1][1]
-    assert sent["description_hash"] == h.hex() and sent["unhashed_description"] == text.encode().hex()
+    assert (
+        sent["description_hash"] == h.hex() and sent["unhashed_description"] == text.encode().hex()
+    )
     with pytest.raises(FundingError, match="whole satoshis"):
         await lnbits.create_invoice(1_500, "x", None, 300)
 
@@ -114,7 +120,9 @@ async def test_pending_then_settled(lnbits, fake):
     assert (await lnbits.get_payment_status(ext.payment_hash)).state is PaymentState.PENDING
     fake.resolve(ext.payment_hash, ok=True, fee_msat=3, preimage=ext.preimage)
     done = await lnbits.get_payment_status(ext.payment_hash)
-    assert done.state is PaymentState.SUCCESS and done.fee_msat == 3 and done.preimage == ext.preimage
+    assert (
+        done.state is PaymentState.SUCCESS and done.fee_msat == 3 and done.preimage == ext.preimage
+    )
 
 
 async def test_unknown_payment_is_pending(lnbits):
@@ -137,7 +145,7 @@ async def test_stream_finds_payments_made_while_disconnected(lnbits, fake, caplo
         assert await drain.next() == b.payment_hash
         await asyncio.sleep(0.2)
         assert drain.pending() == []  # nothing reported twice
-        assert 'cannot poll invoices' in caplog.text  # the outage was seen and survived
+        assert "cannot poll invoices" in caplog.text  # the outage was seen and survived
         assert lnbits.watcher.watched == set()
     finally:
         await drain.close()

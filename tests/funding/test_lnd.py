@@ -7,7 +7,6 @@ import hashlib
 import logging
 
 import pytest
-
 from fulmen.funding import BACKENDS, PaymentState, make_funding_source
 from fulmen.funding.base import FundingError, FundingSource
 from fulmen.funding.http import NodeAuthError, NodeUnreachable
@@ -19,10 +18,14 @@ from .fake_lnd import FakeLnd, Outcome
 
 
 def backend(fake: FakeLnd, cert, **kw) -> LndRestFunding:
-    opts = dict(timeout=2.0, pay_timeout=1, reconnect_initial=0.05, reconnect_max=0.2)
+    opts = {"timeout": 2.0, "pay_timeout": 1, "reconnect_initial": 0.05, "reconnect_max": 0.2}
     opts.update(kw)
-    return LndRestFunding(fake.url, kw.pop("macaroon", fake.macaroon), cert, **{
-        k: v for k, v in opts.items() if k != "macaroon"})
+    return LndRestFunding(
+        fake.url,
+        kw.pop("macaroon", fake.macaroon),
+        cert,
+        **{k: v for k, v in opts.items() if k != "macaroon"},
+    )
 
 
 @pytest.fixture
@@ -99,7 +102,9 @@ async def test_pay_success_returns_fee_and_preimage(lnd, fake):
 
 async def test_pay_failure_is_failed(lnd, fake):
     ext = external_invoice()
-    fake.outcomes[ext.payment_hash] = Outcome("fail", reason="FAILURE_REASON_INCORRECT_PAYMENT_DETAILS")
+    fake.outcomes[ext.payment_hash] = Outcome(
+        "fail", reason="FAILURE_REASON_INCORRECT_PAYMENT_DETAILS"
+    )
     st = await lnd.pay_invoice(ext.bolt11, 5_000)
     assert st.state is PaymentState.FAILED
     assert "rejected" in st.error
@@ -130,7 +135,9 @@ async def test_pending_then_settled(lnd, fake):
     assert again.state is PaymentState.PENDING
     fake.resolve(ext.payment_hash, ok=True, fee_msat=77, preimage=ext.preimage)
     done = await lnd.get_payment_status(ext.payment_hash)
-    assert done.state is PaymentState.SUCCESS and done.fee_msat == 77 and done.preimage == ext.preimage
+    assert (
+        done.state is PaymentState.SUCCESS and done.fee_msat == 77 and done.preimage == ext.preimage
+    )
 
 
 async def test_stream_cut_during_payment_is_pending(lnd, fake):
@@ -178,7 +185,7 @@ async def test_stream_yields_and_resumes_after_disconnect(lnd, fake, caplog):
         assert await drain.next() == c.payment_hash
         await asyncio.sleep(0.2)
         assert drain.pending() == []  # nothing reported twice
-        assert 'LND invoice stream lost' in caplog.text  # the outage was seen and survived
+        assert "LND invoice stream lost" in caplog.text  # the outage was seen and survived
     finally:
         await drain.close()
 

@@ -18,8 +18,9 @@ import itertools
 import json
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import bolt11 as bolt11_lib
 from pydantic import SecretStr
@@ -117,8 +118,9 @@ class ClnFunding:
         self.http = (
             None
             if self.rpc_socket
-            else NodeClient("Core Lightning", url, timeout=timeout, cert_file=cert_file,
-                            headers={"Rune": rune})
+            else NodeClient(
+                "Core Lightning", url, timeout=timeout, cert_file=cert_file, headers={"Rune": rune}
+            )
         )
         self._ids = itertools.count(1)
         # pay_index of the last paid invoice we yielded; waitanyinvoice resumes after it.
@@ -130,18 +132,17 @@ class ClnFunding:
 
     # ------------------------------------------------------------ transport
 
-    async def call(self, method: str, params: dict | None = None, *, timeout: float | None = None) -> Any:
+    async def call(
+        self, method: str, params: dict | None = None, *, timeout: float | None = None
+    ) -> Any:
         """Run one command; raise ClnRpcError for a command error."""
         timeout = timeout or self.timeout
         if self.rpc_socket:
             return await self._call_socket(method, params or {}, timeout)
         assert self.http is not None
-        try:
-            status, body = await self.http.request(
-                "POST", f"/v1/{method}", json=params or {}, timeout=timeout, allow_error=True
-            )
-        except NodeAnswerError:
-            raise
+        status, body = await self.http.request(
+            "POST", f"/v1/{method}", json=params or {}, timeout=timeout, allow_error=True
+        )
         if status >= 400:
             code = error_code(body)
             msg = error_message(body) or f"HTTP {status}"
@@ -187,8 +188,11 @@ class ClnFunding:
             raise NodeAnswerError("Core Lightning sent an unparseable RPC answer")
         if "error" in reply:
             err = reply["error"]
-            raise ClnRpcError(f"Core Lightning {method}: {error_message({'error': err})}", None,
-                              err if isinstance(err, dict) else {"message": str(err)})
+            raise ClnRpcError(
+                f"Core Lightning {method}: {error_message({'error': err})}",
+                None,
+                err if isinstance(err, dict) else {"message": str(err)},
+            )
         return reply.get("result")
 
     # ------------------------------------------------------------ lifecycle

@@ -14,19 +14,19 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 from .http import (
-    Backoff,
-    NodeAnswerError,
-    NodeAuthError,
     InvoiceUnknown,
     InvoiceWatcher,
+    NodeAnswerError,
+    NodeAuthError,
     NodeClient,
     as_int,
     error_message,
@@ -38,9 +38,7 @@ log = logging.getLogger("fulmen.funding.eclair")
 
 
 class EclairSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FULMEN_ECLAIR_", env_file=".env", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="FULMEN_ECLAIR_", env_file=".env", extra="ignore")
 
     url: str = "http://127.0.0.1:8080"
     password: SecretStr = SecretStr("")
@@ -94,8 +92,11 @@ class EclairFunding:
         except FundingError as exc:
             log.warning("Eclair not reachable at start: %s", exc)
             return
-        log.info("connected to Eclair %s (%s)", (info or {}).get("alias", "?"),
-                 (info or {}).get("version", "?"))
+        log.info(
+            "connected to Eclair %s (%s)",
+            (info or {}).get("alias", "?"),
+            (info or {}).get("version", "?"),
+        )
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -208,7 +209,10 @@ class EclairFunding:
         }
         try:
             status, body = await self.http.request(
-                "POST", "/payinvoice", data=data, timeout=self.pay_timeout + self.http.timeout,
+                "POST",
+                "/payinvoice",
+                data=data,
+                timeout=self.pay_timeout + self.http.timeout,
                 allow_error=True,
             )
         except FundingError as exc:
@@ -220,7 +224,9 @@ class EclairFunding:
         if status in (401, 403):
             return PaymentStatus(PaymentState.FAILED, error="Eclair refused the API password")
         if status >= 500 or not isinstance(body, (dict, str)):
-            return PaymentStatus(PaymentState.PENDING, error=error_message(body) or f"HTTP {status}")
+            return PaymentStatus(
+                PaymentState.PENDING, error=error_message(body) or f"HTTP {status}"
+            )
         if status >= 400:
             # Eclair validates before it starts: confirm it holds no attempt.
             return await self._after_refusal(bolt11, error_message(body) or f"HTTP {status}")
@@ -260,8 +266,11 @@ class EclairFunding:
         if isinstance(items, list) and not items:
             return PaymentStatus(PaymentState.FAILED, error=msg)
         st = self._from_sent(items if isinstance(items, list) else [])
-        return st if st.state is not PaymentState.FAILED else PaymentStatus(
-            PaymentState.FAILED, error=msg)
+        return (
+            st
+            if st.state is not PaymentState.FAILED
+            else PaymentStatus(PaymentState.FAILED, error=msg)
+        )
 
     async def get_payment_status(self, payment_hash: str) -> PaymentStatus:
         body = await self._post("getsentinfo", {"paymentHash": payment_hash})
@@ -286,4 +295,3 @@ def from_settings(settings: Any = None) -> EclairFunding:
         poll_interval=s.poll_interval,
         reconnect_max=s.reconnect_max,
     )
-

@@ -23,8 +23,9 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -173,8 +174,7 @@ def as_int(value: Any, default: int | None = None) -> int | None:
         return int(value)
     if isinstance(value, str):
         v = value.strip()
-        if v.endswith("msat"):
-            v = v[:-4]
+        v = v.removesuffix("msat")
         try:
             return int(v)
         except ValueError:

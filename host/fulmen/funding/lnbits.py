@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import bolt11 as bolt11_lib
 from pydantic import SecretStr
@@ -38,9 +39,7 @@ log = logging.getLogger("fulmen.funding.lnbits")
 
 
 class LnbitsSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FULMEN_LNBITS_", env_file=".env", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="FULMEN_LNBITS_", env_file=".env", extra="ignore")
 
     url: str = ""
     admin_key: SecretStr = SecretStr("")

@@ -16,9 +16,10 @@ import asyncio
 import hashlib
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -427,4 +428,3 @@ def from_settings(settings: Any = None) -> LndRestFunding:
         stream_idle_timeout=s.stream_idle_timeout,
         reconnect_max=s.reconnect_max,
     )
-
