@@ -259,6 +259,8 @@ class NodeClient:
         self.cert_file = cert_file
         self._headers = headers or {}
         self._auth = auth
+        # Built now so that a bad certificate file is reported at start-up.
+        self._verify: ssl.SSLContext | bool = pinned_ssl_context(cert_file) if cert_file else True
         self._client: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
@@ -267,14 +269,11 @@ class NodeClient:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            verify: ssl.SSLContext | bool = True
-            if self.cert_file:
-                verify = pinned_ssl_context(self.cert_file)
             self._client = httpx.AsyncClient(
                 base_url=self.base_url,
                 headers=self._headers,
                 auth=self._auth,
-                verify=verify,
+                verify=self._verify,
                 timeout=httpx.Timeout(self.timeout),
                 follow_redirects=False,
                 trust_env=False,
