@@ -168,3 +168,12 @@ async def test_status_needs_account_credential(fulmen):
     r = await client.get("/api/v1/status", headers={"Authorization": f"Bearer {alice.account_token}"})
     assert r.status_code == 200 and r.json()["version"]
     assert (await client.get("/api/v1/status")).status_code == 401
+
+
+async def test_web_page_and_qr_code(fulmen):
+    client = await fulmen.start()
+    r = await client.get("/")
+    assert r.status_code == 200 and "Fulmen" in r.text and "/api/v1/wallet" in r.text
+    r = await client.get("/api/v1/qrcode/lnbc1test")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in r.content
