@@ -69,6 +69,7 @@ class FakeLnbits:
         self.outcomes: dict[str, Outcome] = {}
         self.held: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, Any]] = []
+        self.broken: set[str] = set()  # payment hashes the server errors on
         self.server = AppServer(self.app())
 
     @property
@@ -123,6 +124,8 @@ class FakeLnbits:
 
         @get("/api/v1/payments/{payment_hash:str}")
         async def payment(payment_hash: str) -> Any:
+            if payment_hash in fake.broken:
+                return Response({"detail": "database is locked"}, status_code=500)
             rec = fake.records.get(payment_hash)
             if rec is None:
                 return Response({"detail": "Payment does not exist."}, status_code=404)

@@ -217,3 +217,19 @@ async def test_from_settings_and_secrets(fake, monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("FULMEN_LNBITS_ADMIN_KEY", fake.admin_key)
     assert fake.admin_key not in repr(LnbitsSettings())
     assert fake.admin_key not in caplog.text
+
+
+async def test_one_odd_answer_does_not_stop_the_stream(lnbits, fake):
+    drain = Drain(lnbits.paid_invoices_stream())
+    try:
+        a = await lnbits.create_invoice(1000, "a", None, 600)
+        b = await lnbits.create_invoice(1000, "b", None, 600)
+        fake.broken.add(a.payment_hash)  # the server fails on this one only
+        fake.settle(b.payment_hash)
+        assert await drain.next() == b.payment_hash
+        assert a.payment_hash in lnbits.watcher.watched
+        fake.broken.clear()
+        fake.settle(a.payment_hash)
+        assert await drain.next() == a.payment_hash
+    finally:
+        await drain.close()

@@ -141,7 +141,8 @@ class EclairFunding:
         try:
             body = await self._post("getreceivedinfo", {"paymentHash": checking_id})
         except NodeAnswerError as exc:
-            if exc.status == 404:
+            not_found = "not found" in (error_message(exc.body) or "").lower()
+            if exc.status == 404 or (exc.status in (400, 500) and not_found):
                 raise InvoiceUnknown("Eclair does not know this invoice") from None
             raise
         if not isinstance(body, dict):

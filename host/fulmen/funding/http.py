@@ -428,6 +428,12 @@ class InvoiceWatcher:
             return checking_id, await self._check(checking_id)
         except InvoiceUnknown:
             return checking_id, None
+        except NodeAuthError:
+            raise
+        except NodeAnswerError as exc:
+            # An odd answer about one invoice must not stop the others.
+            log.warning("%s: cannot check invoice %s: %s", self.name, checking_id, exc)
+            return checking_id, PaymentState.PENDING
 
     async def stream(self) -> AsyncIterator[str]:
         backoff = Backoff(self.backoff_initial, self.backoff_max)
