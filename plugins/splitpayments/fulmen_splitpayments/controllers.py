@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, delete, get, put
-
 from fulmen import Host, WalletAuth, require_wallet_key
+from litestar import Controller, delete, get, put
 
 from .targets import check_targets, delete_targets, list_targets, replace_targets, target_json
 

@@ -8,10 +8,9 @@ import re
 from typing import Any
 
 import segno
+from fulmen import BadRequest, Host, WalletAuth, require_wallet_key
 from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
-
-from fulmen import BadRequest, Host, WalletAuth, require_wallet_key
 
 from . import payments, terminals
 

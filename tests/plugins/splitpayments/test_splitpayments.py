@@ -4,7 +4,6 @@ import asyncio
 
 import fulmen_splitpayments
 import pytest
-
 from fulmen import query
 
 PATH = "/splitpayments/api/v1/targets"
@@ -257,10 +256,17 @@ async def test_share_waits_for_funds_and_is_retried(fulmen_db):
         await fulmen_splitpayments.on_invoice_paid(host=host, payment=payment)
     assert await fulmen_db.balance(a) == 0
     assert await fulmen_db.balance(src) == 20000
+    # the share's invoice in the target wallet expires before the next attempt:
+    # the retry makes a new one (and the old one can never be paid)
+    [row] = await query("SELECT * FROM splitpayments_split WHERE payment_id = {}", payment.id)
+    assert row["status"] == "pending" and "Insufficient balance" in row["error"]
+    await query("UPDATE fulmen_payment SET expires_at = 0 WHERE payment_hash = {}", row["payment_hash"])
     await fulmen_db.fund(src, 30)
     await fulmen_splitpayments.on_invoice_paid(host=host, payment=payment)
     await fulmen_splitpayments.on_invoice_paid(host=host, payment=payment)
     await fulmen_db.drain()
     assert await fulmen_db.balance(a) == 50000
     assert await fulmen_db.balance(src) == 0
+    [done] = await query("SELECT * FROM splitpayments_split WHERE payment_id = {}", payment.id)
+    assert done["status"] == "done" and done["payment_hash"] != row["payment_hash"]
     assert await fulmen_db.host.wallets.audit() == []

@@ -4,8 +4,6 @@ import asyncio
 import json
 
 import fulmen_tpos
-import pytest
-
 from fulmen import query
 
 API = "/tpos/api/v1/tposs"

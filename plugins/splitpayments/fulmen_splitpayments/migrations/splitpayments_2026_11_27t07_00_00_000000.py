@@ -1,8 +1,7 @@
 """splitpayments: targets and the record of shares paid."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
 from fulmen import run_ddl
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
 ID = "2026-11-27T07:00:00:000000"
 VERSION = "1.0"
