@@ -1,0 +1,194 @@
+"""LNbits's `CreatePayLinkData`, checked field by field, and the `PayLink`
+JSON this plugin serves."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+from fulmen import BadRequest
+
+USERNAME = re.compile(r"^[a-z0-9\-_.]{1,210}$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
+MAX_DESCRIPTION = 1000
+MAX_COMMENT_CHARS = 799  # LNbits's limit
+MAX_SUCCESS_TEXT = 144  # LUD-09: message and url description
+MAX_URL = 2048
+
+#: Fields stored and served.
+FIELDS = (
+    "description", "wallet", "min", "max", "comment_chars", "username", "domain",
+    "success_text", "success_url", "webhook_url", "webhook_headers", "webhook_body",
+    "disposable", "currency", "fiat_base_multiplier", "zaps",
+)
+#: Read-only fields a client may send back unchanged (a whole PayLink).
+IGNORED = ("id", "served_meta", "served_pr", "created_at", "updated_at", "lnurl", "lnurl_url",
+           "lud17")
+
+
+def check_fields(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    for key in data:
+        if key not in FIELDS and key not in IGNORED:
+            raise BadRequest(f"unknown field {key!r}")
+    return data
+
+
+def whole_sats(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{name} must be a number of sats")
+    if value != value or value in (float("inf"), float("-inf")) or value != int(value):
+        raise BadRequest(f"{name} must be a whole number of sats (fiat amounts are not supported)")
+    if value < 1:
+        raise BadRequest(f"{name} must be at least 1 sat")
+    return int(value)
+
+
+def optional_text(data: dict[str, Any], name: str, limit: int) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    if len(value) > limit:
+        raise BadRequest(f"{name} is longer than {limit} characters")
+    return value
+
+
+def http_url(data: dict[str, Any], name: str, https_only: bool) -> str | None:
+    value = optional_text(data, name, MAX_URL)
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    allowed = ("https",) if https_only else ("https", "http")
+    if parsed.scheme not in allowed or not parsed.hostname:
+        raise BadRequest(f"{name} must be an {' or '.join(allowed)} URL")
+    return value
+
+
+def json_text(data: dict[str, Any], name: str, want_object: bool) -> str | None:
+    """A JSON document given as a string (as LNbits takes it) or as JSON."""
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        value = json.dumps(value)
+    if len(value) > 10_000:
+        raise BadRequest(f"{name} is longer than 10000 characters")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a JSON document") from None
+    if want_object and (not isinstance(parsed, dict)
+                        or not all(isinstance(k, str) and isinstance(v, str)
+                                   for k, v in parsed.items())):
+        raise BadRequest(f"{name} must be a JSON object of header names to string values")
+    return value
+
+
+def check_link(data: Any, current: dict[str, Any] | None, max_sats: int) -> dict[str, Any]:
+    """The columns to store for a create (`current` None) or an update (fields
+    not sent keep their values)."""
+    data = check_fields(data)
+    merged: dict[str, Any] = dict(current or {})
+    sent = set(data)
+
+    if current is None or "description" in sent:
+        value = data.get("description")
+        if not isinstance(value, str) or not value.strip():
+            raise BadRequest("description is required")
+        if len(value) > MAX_DESCRIPTION:
+            raise BadRequest(f"description is longer than {MAX_DESCRIPTION} characters")
+        merged["description"] = value
+    if current is None or "min" in sent:
+        if data.get("min") is None:
+            raise BadRequest("min is required")
+        merged["min"] = whole_sats(data["min"], "min")
+    if current is None or "max" in sent:
+        merged["max"] = whole_sats(data["max"], "max") if data.get("max") is not None else merged["min"]
+    if merged["max"] < merged["min"]:
+        raise BadRequest("max must be at least min")
+    if merged["max"] > max_sats:
+        raise BadRequest(f"max is above this host's invoice limit of {max_sats} sats")
+    if current is None or "comment_chars" in sent:
+        value = data.get("comment_chars") or 0
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COMMENT_CHARS:
+            raise BadRequest(f"comment_chars must be a whole number from 0 to {MAX_COMMENT_CHARS}")
+        merged["comment_chars"] = value
+    if current is None or "username" in sent:
+        value = data.get("username")
+        if value is None or value == "":
+            merged["username"] = None
+        elif not isinstance(value, str) or not USERNAME.match(value):
+            raise BadRequest("username may hold only a-z, 0-9, '-', '_' and '.' (1 to 210 characters)")
+        else:
+            merged["username"] = value
+    if current is None or "domain" in sent:
+        value = optional_text(data, "domain", 253)
+        if value is not None and not DOMAIN.match(value.lower()):
+            raise BadRequest("domain must be a host name such as pay.example.com")
+        merged["domain"] = value.lower() if value else None
+    if current is None or "success_text" in sent:
+        merged["success_text"] = optional_text(data, "success_text", MAX_SUCCESS_TEXT)
+    if current is None or "success_url" in sent:
+        merged["success_url"] = http_url(data, "success_url", https_only=True)
+    if current is None or "webhook_url" in sent:
+        merged["webhook_url"] = http_url(data, "webhook_url", https_only=False)
+    if current is None or "webhook_headers" in sent:
+        merged["webhook_headers"] = json_text(data, "webhook_headers", want_object=True)
+    if current is None or "webhook_body" in sent:
+        merged["webhook_body"] = json_text(data, "webhook_body", want_object=False)
+    if current is None or "disposable" in sent:
+        value = data.get("disposable", True)
+        if value is None:
+            value = True
+        if not isinstance(value, bool):
+            raise BadRequest("disposable must be true or false")
+        merged["disposable"] = value
+    # LNbits features this plugin does not have: accepted only when off.
+    currency = data.get("currency")
+    if currency not in (None, "", "sat", "sats"):
+        raise BadRequest("currency: fiat-priced links are not supported; amounts are in sats")
+    if data.get("zaps") not in (None, False):
+        raise BadRequest("zaps (NIP-57) are not supported by this host's lnurlp")
+    if data.get("fiat_base_multiplier") not in (None, 100):
+        raise BadRequest("fiat_base_multiplier is not supported (amounts are whole sats)")
+    return merged
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).isoformat()
+
+
+def link_json(row: dict[str, Any], lnurl: str, url: str, lud17: str) -> dict[str, Any]:
+    """LNbits's `PayLink` fields, with the link's LNURL forms."""
+    return {
+        "id": row["id"],
+        "wallet": row["wallet"],
+        "description": row["description"],
+        "min": int(row["min"]),
+        "max": int(row["max"]),
+        "served_meta": int(row["served_meta"]),
+        "served_pr": int(row["served_pr"]),
+        "username": row["username"],
+        "zaps": False,
+        "domain": row["domain"],
+        "webhook_url": row["webhook_url"],
+        "webhook_headers": row["webhook_headers"],
+        "webhook_body": row["webhook_body"],
+        "success_text": row["success_text"],
+        "success_url": row["success_url"],
+        "currency": None,
+        "comment_chars": int(row["comment_chars"]),
+        "fiat_base_multiplier": 100,
+        "disposable": bool(row["disposable"]),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "lnurl": lnurl,
+        "lnurl_url": url,
+        "lud17": lud17,
+    }
