@@ -11,6 +11,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
+from . import metrics
 from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
 from .errors import FulmenError
 from .host import Host
@@ -89,7 +90,8 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
     app = Litestar(
         route_handlers=[
             *health.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
-            *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES, *plugin_routers(host),
+            *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES, *metrics.ROUTES,
+            *plugin_routers(host),
         ],
         lifespan=[lifespan],
         exception_handlers={
@@ -101,4 +103,6 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
         debug=False,
     )
     app.state.host = host
+    if metrics.count_payment not in host.payments.listeners:
+        host.payments.listeners.append(metrics.count_payment)
     return app

@@ -177,3 +177,23 @@ async def test_web_page_and_qr_code(fulmen):
     r = await client.get("/api/v1/qrcode/lnbc1test")
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
     assert b"<svg" in r.content
+
+
+async def test_metrics_count_settled_payments(fulmen):
+    client = await fulmen.start()
+
+    def value(text, direction):
+        wanted = (f'direction="{direction}"', 'kind="internal"', 'status="success"')
+        for line in text.splitlines():
+            if line.startswith("fulmen_payments_total{") and all(w in line for w in wanted):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = (await client.get("/metrics")).text
+    alice = await fulmen.wallet("alice", sats=10)
+    bob = await fulmen.wallet("bob")
+    await fulmen.pay(alice, (await fulmen.invoice(bob, 1))["bolt11"])
+    await fulmen.drain()
+    after = (await client.get("/metrics")).text
+    assert value(after, "in") == value(before, "in") + 1
+    assert value(after, "out") == value(before, "out") + 1
