@@ -18,7 +18,7 @@ REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
 PAYMENTS = Counter(
     "fulmen_payments_total", "Payments that reached a final state",
-    ["direction", "status", "kind"], registry=REGISTRY,
+    ["direction", "status"], registry=REGISTRY,
 )
 VOLUME = Counter(
     "fulmen_payment_volume_msat_total", "Millisatoshis moved by successful payments",
@@ -28,8 +28,7 @@ VOLUME = Counter(
 
 async def count_payment(payment: Payment) -> None:
     direction = "out" if payment.out else "in"
-    kind = "internal" if payment.internal or payment.checking_id.startswith("internal_") else "external"
-    PAYMENTS.labels(direction, payment.status, kind).inc()
+    PAYMENTS.labels(direction, payment.status).inc()
     if payment.status == "success":
         VOLUME.labels(direction).inc(abs(payment.amount_msat))
 
