@@ -193,8 +193,10 @@ async def close_engine(engine: Engine) -> None:
         await engine.close()
 
 
-def transaction(engine: Engine):
-    """A write transaction. Use for every balance change."""
+def transaction(engine: Engine | None = None):
+    """A write transaction (on the bound engine unless one is given).
+    Use for every balance change."""
+    engine = engine or piccolo_conf.DB
     if isinstance(engine, SQLiteEngine):
         return engine.transaction(transaction_type=TransactionType.immediate)
     return engine.transaction()

@@ -1,7 +1,7 @@
 """`Host`: the running host's services, built once and handed to plugins.
 
 Plugins receive this object in their hooks. Its public attributes are part
-of the plugin contract: `settings`, `wallets`, `payments`, `funding`,
+of the plugin contract: `settings`, `engine`, `wallets`, `payments`, `funding`,
 `plugin_id_of()`, `spawn()`, `base_url()`, `http` (outbound client with the
 safety rules), `events`.
 """
