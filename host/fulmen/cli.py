@@ -111,6 +111,11 @@ def create_account(name: str) -> None:
     click.echo(json.dumps(_with_host(run), indent=2))
 
 
+from .scaffold import plugin  # noqa: E402
+
+cli.add_command(plugin)
+
+
 def build_cli() -> click.Group:
     """The CLI with plugin commands added (`register_commands`)."""
     from .plugins import discover, new_plugin_manager, register

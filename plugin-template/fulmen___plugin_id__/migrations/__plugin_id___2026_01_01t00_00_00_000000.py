@@ -1,0 +1,29 @@
+"""Create the table of paid invoices. The same SQL runs on SQLite and PostgreSQL."""
+
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+
+from fulmen import run_ddl
+
+ID = "2026-01-01T00:00:00:000000"
+DESCRIPTION = "paid invoices"
+
+DDL = """
+CREATE TABLE __plugin_id___paid_invoice (
+    payment_id BIGINT PRIMARY KEY,
+    wallet_id VARCHAR(32) NOT NULL,
+    amount_msat BIGINT NOT NULL,
+    memo TEXT NOT NULL DEFAULT '',
+    paid_at BIGINT NOT NULL
+);
+CREATE INDEX __plugin_id___paid_invoice_wallet ON __plugin_id___paid_invoice (wallet_id, paid_at)
+"""
+
+
+async def forwards() -> MigrationManager:
+    manager = MigrationManager(migration_id=ID, app_name="__plugin_id__", description=DESCRIPTION)
+
+    async def run():
+        await run_ddl(DDL)
+
+    manager.add_raw(run)
+    return manager
