@@ -309,6 +309,7 @@ class Host:
     async def _listen_for_paid_invoices(self) -> None:
         """Credit invoices the funding source reports paid. Every process may
         listen: `settle_incoming` credits each invoice once."""
+        await self.payments.watch_pending_invoices()
         await self.payments.check_pending_invoices()
         while not self._stopping.is_set():
             try:

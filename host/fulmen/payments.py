@@ -340,6 +340,22 @@ class PaymentService:
                 resolved += 1
         return resolved
 
+    async def watch_pending_invoices(self) -> int:
+        """Hand unexpired pending invoices to a funding source that polls for
+        settlements (Eclair, upstream LNbits), so invoices made before a
+        restart, or by another process, are still noticed."""
+        watch = getattr(self.funding, "watch", None)
+        if watch is None:
+            return 0
+        rows = await query(
+            "SELECT checking_id, expires_at FROM fulmen_payment WHERE status = 'pending' AND NOT out "
+            "AND expires_at > {}",
+            now_ms(),
+        )
+        for row in rows:
+            watch(row["checking_id"], int(row["expires_at"]) / 1000)
+        return len(rows)
+
     async def check_pending_invoices(self) -> int:
         """Ask the funding source about unexpired pending incoming invoices
         (after a stream reconnect, or at start)."""
