@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REDIS_CHANNEL = "fulmen:events"
-
 # Payment hook name -> event type (also the webhook filter names).
 HOOK_TYPES = {
     "on_invoice_paid": "payment.received",
@@ -67,6 +65,8 @@ class EventSettings(BaseSettings):
     event_prune_interval_seconds: float = 600.0
     # Events a slow subscriber may fall behind before it re-reads the log.
     event_queue_size: int = 1000
+    # The Redis pub/sub channel the host processes of one installation share.
+    event_redis_channel: str = "fulmen:events"
 
 
 def payment_event_type(payment: Payment) -> str | None:
@@ -388,7 +388,7 @@ class EventBus:
         if self._redis is not None:
             message = json.dumps({"origin": self.origin, "event": asdict(event)})
             try:
-                await self._redis.publish(REDIS_CHANNEL, message)
+                await self._redis.publish(self.config.event_redis_channel, message)
             except Exception as exc:  # subscribers elsewhere catch up from the log
                 log.warning("events: Redis publish failed: %r", exc)
         for listener in self.listeners:
@@ -417,7 +417,7 @@ class EventBus:
             client = aioredis.from_url(self.redis_url, socket_connect_timeout=2)
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(REDIS_CHANNEL)
+                await pubsub.subscribe(self.config.event_redis_channel)
                 self._redis_subscribed.set()
                 delay = 0.5
                 self._resync_all()  # anything published while not subscribed
@@ -445,7 +445,7 @@ class EventBus:
                 return
             self._dispatch(Event(**message["event"]))
         except Exception as exc:
-            log.warning("events: bad message on %s: %r", REDIS_CHANNEL, exc)
+            log.warning("events: bad message on %s: %r", self.config.event_redis_channel, exc)
 
     # --- reading the log -------------------------------------------------------------
 

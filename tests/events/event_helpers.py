@@ -109,3 +109,34 @@ async def http_wallet(client: httpx.AsyncClient, admin_key: str, name: str, sats
                              headers={"Authorization": f"Bearer {admin_key}"})
         assert r.status_code == 200, r.text
     return wallet
+
+
+class SSE:
+    """Read Server-Sent Events from an open httpx streaming response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.lines = response.aiter_lines()
+
+    async def next(self, timeout: float = 5.0) -> dict[str, str]:
+        """The next event with data (comments and keep-alives skipped)."""
+        return await asyncio.wait_for(self._next(), timeout)
+
+    async def _next(self) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        async for line in self.lines:
+            if line == "":
+                if "data" in fields:
+                    return fields
+                fields = {}
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            fields[name] = fields[name] + "\n" + value if name in fields else value
+        raise EOFError("stream ended")
+
+
+def ws_url(base: str, channel: str) -> str:
+    return base.replace("http://", "ws://") + f"/api/v1/ws/{channel}"

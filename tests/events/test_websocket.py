@@ -8,11 +8,7 @@ import json
 import pytest
 import websockets
 
-from event_helpers import foreign_invoice, serve
-
-
-def ws_url(base: str, channel: str) -> str:
-    return base.replace("http://", "ws://") + f"/api/v1/ws/{channel}"
+from event_helpers import foreign_invoice, serve, ws_url
 
 
 async def next_json(ws, timeout: float = 5.0) -> dict:
