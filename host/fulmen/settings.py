@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     allow_signup: bool = True
 
     funding_source: str = "fake"
+    # Optional secondary source that takes new invoices while the primary is down.
+    funding_fallback: str = ""
     # FakeWallet: hex private key of the node; generated into data_dir/node_key when empty.
     fake_node_key: str = ""
     network: str = "bc"  # bolt11 currency prefix: bc, tb, bcrt, tbs

@@ -22,6 +22,7 @@ async def ready(request: Request) -> Response[dict[str, Any]]:
     """Readiness: database, Redis (when configured) and funding source."""
     host: Host = request.app.state.host
     checks: dict[str, Any] = {}
+    degraded = None
     try:
         await asyncio.wait_for(db.query("SELECT 1 AS one"), 3)
         checks["database"] = "ok"
@@ -41,12 +42,21 @@ async def ready(request: Request) -> Response[dict[str, Any]]:
             checks["redis"] = f"error: {exc!r}"
     try:
         status = await asyncio.wait_for(host.funding.status(), 5)
-        checks["funding_source"] = "ok" if status.error is None else f"error: {status.error}"
+        if status.error is not None:
+            checks["funding_source"] = f"error: {status.error}"
+        elif status.degraded:
+            checks["funding_source"] = "ok"
+            degraded = status.degraded
+        else:
+            checks["funding_source"] = "ok"
     except Exception as exc:
         checks["funding_source"] = f"error: {exc!r}"
     ok = host.started and all(v == "ok" for v in checks.values())
-    return Response({"status": "ready" if ok else "not ready", "checks": checks},
-                    status_code=200 if ok else 503)
+    body: dict[str, Any] = {"status": ("degraded" if degraded else "ready") if ok else "not ready",
+                            "checks": checks}
+    if degraded:
+        body["degraded"] = degraded
+    return Response(body, status_code=200 if ok else 503)
 
 
 ROUTES = [health, ready]

@@ -25,12 +25,23 @@ BACKENDS = {
 
 
 def make_funding_source(settings: Settings) -> FundingSource:
+    """The configured source, behind a fallback when FULMEN_FUNDING_FALLBACK is set."""
+    primary = _make(settings.funding_source, settings)
+    if not settings.funding_fallback:
+        return primary
+    if settings.funding_fallback == settings.funding_source:
+        raise ValueError("FULMEN_FUNDING_FALLBACK must differ from FULMEN_FUNDING_SOURCE")
+    from .fallback import FallbackFunding
+
+    return FallbackFunding(primary, _make(settings.funding_fallback, settings))
+
+
+def _make(name: str, settings: Settings) -> FundingSource:
     try:
-        target = BACKENDS[settings.funding_source]
+        target = BACKENDS[name]
     except KeyError:
         raise ValueError(
-            f"Unknown FULMEN_FUNDING_SOURCE {settings.funding_source!r}; "
-            f"choose one of {', '.join(sorted(BACKENDS))}"
+            f"Unknown funding source {name!r}; choose one of {', '.join(sorted(BACKENDS))}"
         ) from None
     module_name, factory = target.split(":")
     return getattr(importlib.import_module(module_name), factory)(settings)

@@ -28,6 +28,7 @@ class PaymentState(str, enum.Enum):
 class NodeStatus:
     balance_msat: int
     error: str | None = None  # None when the node is usable
+    degraded: str | None = None  # usable, but not as configured (a fallback is serving)
 
 
 @dataclass(frozen=True)
