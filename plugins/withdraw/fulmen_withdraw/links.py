@@ -5,7 +5,8 @@ How a claim pays at most once:
 2. `claim` decodes the invoice and checks its amount first (nothing is
    written for a bad invoice). Then, in one transaction, it marks the k1
    spent (`... WHERE spent_at IS NULL`) and takes one of the link's uses
-   (`used = used + 1 WHERE used < uses AND last_used_at + wait <= now`).
+   (`used = used + 1 WHERE used < uses AND last_used_at + wait <= now`,
+   the wait only when the link has one).
    Either both happen or neither; the database decides between concurrent
    claims, in one process or several.
 3. Only then is the invoice paid, through the host's normal payment path
@@ -206,7 +207,7 @@ async def _take_use(host: Host, row: dict[str, Any], k1: str, now: int) -> None:
                 raise _Refused("k1 is unknown, expired or already used.")
             taken = await query(
                 "UPDATE withdraw_link SET used = used + 1, last_used_at = {} WHERE id = {} AND enabled "
-                "AND used < uses AND last_used_at + wait_time * 1000 <= {} RETURNING id",
+                "AND used < uses AND (wait_time = 0 OR last_used_at + wait_time * 1000 <= {}) RETURNING id",
                 now, row["id"], now,
             )
             if not taken:
@@ -225,7 +226,9 @@ async def _why_not(link_id: str, now: int) -> str:
     if int(row["used"]) >= int(row["uses"]):
         return "Withdraw link is spent."
     wait = (int(row["last_used_at"]) + int(row["wait_time"]) * 1000 - now + 999) // 1000
-    return f"Too early: this link can be used again in {max(wait, 1)} seconds."
+    if int(row["wait_time"]) and wait > 0:
+        return f"Too early: this link can be used again in {wait} seconds."
+    return "Withdraw link is busy; try again."
 
 
 async def _give_back(host: Host, link_id: str, k1: str, now: int, error: str) -> None:
