@@ -43,6 +43,7 @@ class LoadResult:
     name: str
     concurrency: int
     requests: int
+    unsent: int
     ok: int
     errors: int
     error_samples: list[str]
@@ -63,6 +64,7 @@ class LoadResult:
             "name": self.name,
             "concurrency": self.concurrency,
             "requests": self.requests,
+            "unsent_time_cap": self.unsent,
             "ok": self.ok,
             "errors": self.errors,
             "error_samples": self.error_samples[:5],
@@ -99,7 +101,8 @@ def engine_name() -> str:
         return "httpx"
 
 
-async def _drive(chunk: list[tuple], concurrency: int, start_at: float, keep: bool) -> dict[str, Any]:
+async def _drive(chunk: list[tuple], concurrency: int, start_at: float, keep: bool,
+                 max_seconds: float | None) -> dict[str, Any]:
     try:
         import uvloop  # noqa: F401
     except ImportError:
@@ -137,6 +140,8 @@ async def _drive(chunk: list[tuple], concurrency: int, start_at: float, keep: bo
     async def worker() -> None:
         nonlocal next_index
         while next_index < len(chunk):
+            if deadline is not None and time.perf_counter() > deadline:
+                return  # time cap: the rest is not sent (counted as unsent, not as errors)
             i = next_index
             next_index += 1
             method, url, headers, data = chunk[i]
@@ -153,13 +158,18 @@ async def _drive(chunk: list[tuple], concurrency: int, start_at: float, keep: bo
         await asyncio.sleep(delay)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.perf_counter()
+    deadline = wall0 + max_seconds if max_seconds else None
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(chunk))))))
     wall1 = time.perf_counter()
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     await close()
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     out = []
-    for t0, t1, status, body in results:
+    for item in results:
+        if item is None:
+            out.append(None)
+            continue
+        t0, t1, status, body = item
         if isinstance(body, bytes):
             body = body.decode(errors="replace")
         out.append(((t1 - t0) * 1000, status, body))
@@ -167,13 +177,12 @@ async def _drive(chunk: list[tuple], concurrency: int, start_at: float, keep: bo
 
 
 def _child(args: tuple) -> dict[str, Any]:
-    chunk, concurrency, start_at, keep = args
     try:
         import uvloop
 
-        return uvloop.run(_drive(chunk, concurrency, start_at, keep))
+        return uvloop.run(_drive(*args))
     except ImportError:
-        return asyncio.run(_drive(chunk, concurrency, start_at, keep))
+        return asyncio.run(_drive(*args))
 
 
 def run_load(
@@ -183,10 +192,13 @@ def run_load(
     processes: int = 2,
     keep_bodies: bool = False,
     ok_status: tuple[int, ...] = (200, 201),
+    max_seconds: float | None = None,
 ) -> LoadResult:
     """Send every request once, `concurrency` in flight in total, spread over
     up to `processes` client processes. Responses are returned in request order
-    when `keep_bodies` (parsed JSON where possible)."""
+    when `keep_bodies` (parsed JSON where possible). With `max_seconds`, no
+    request starts after that time; requests not sent are left out (`unsent`)
+    and their responses are None."""
     processes = max(1, min(processes, concurrency, len(requests)))
     encoded = [r.encoded() for r in requests]
     # Request i goes to process i % processes; concurrency split as evenly as possible.
@@ -195,13 +207,19 @@ def run_load(
     start_at = time.time() + 0.5 + 0.05 * processes
     ctx = mp.get_context("fork")
     with ctx.Pool(processes) as pool:
-        parts = pool.map(_child, [(chunks[p], conc[p], start_at, keep_bodies) for p in range(processes)])
+        parts = pool.map(_child, [(chunks[p], conc[p], start_at, keep_bodies, max_seconds)
+                                  for p in range(processes)])
     latencies: list[float] = []
     errors = 0
     samples: list[str] = []
     responses: list[Any] = [None] * len(requests)
+    unsent = 0
     for p, part in enumerate(parts):
-        for j, (ms, status, body) in enumerate(part["results"]):
+        for j, item in enumerate(part["results"]):
+            if item is None:
+                unsent += 1
+                continue
+            ms, status, body = item
             if status in ok_status:
                 latencies.append(ms)
             else:
@@ -217,7 +235,8 @@ def run_load(
     return LoadResult(
         name=name,
         concurrency=concurrency,
-        requests=len(requests),
+        requests=len(requests) - unsent,
+        unsent=unsent,
         ok=len(latencies),
         errors=errors,
         error_samples=samples,
