@@ -44,7 +44,7 @@ ADMIN_KEY = "bench-admin-key-0123456789abcdef"
 FULL = {
     "health": 5000, "accounts": 300, "pay_c1": 300, "pay_c8": 1000, "pay_c32": 2000, "pay_c64": 2000,
     "history_rows": 100_000, "history_reads": 300, "events": 50, "contention_k": 64,
-    "soak": 100_000, "soak_seconds": 240, "profile_payments": 1500, "scale_n": 1000, "cap": 30,
+    "soak": 100_000, "soak_seconds": 180, "profile_payments": 1500, "scale_n": 1000, "cap": 30,
 }
 QUICK = {
     "health": 2000, "accounts": 100, "pay_c1": 100, "pay_c8": 300, "pay_c32": 600, "pay_c64": 600,
@@ -439,6 +439,19 @@ def profile_under_load(pid: int, seconds: int, run) -> dict[str, Any]:
     return summary
 
 
+SERVER_PIDS: list[int] = []
+
+
+def load(*args: Any, **kwargs: Any) -> LoadResult:
+    """`run_load`, plus the CPU the server processes used meanwhile."""
+    before = [proc_cpu_s(p) for p in SERVER_PIDS]
+    res = run_load(*args, **kwargs)
+    after = [proc_cpu_s(p) for p in SERVER_PIDS]
+    used = [b - a for a, b in zip(before, after) if a is not None and b is not None]
+    res.server_cpu_s = sum(used) if used else None  # type: ignore[attr-defined]
+    return res
+
+
 # --- the workloads -----------------------------------------------------------------------------
 
 
@@ -465,7 +478,7 @@ def contention_check(api: Api, urls: list[str], clients: int, k: int) -> dict[st
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
-    res = run_load("contention", pay_requests(urls, [payer], bolt11s), k, clients, keep_bodies=True,
+    res = load("contention", pay_requests(urls, [payer], bolt11s), k, clients, keep_bodies=True,
                    ok_status=(201,))
     time.sleep(0.2)
     stop.set()
@@ -497,11 +510,11 @@ def history(api: Api, urls: list[str], db_url: str, sizes: dict, clients: int, r
         report["history_seed"] = {"skipped": "no --database-url; history wallet is empty"}
     reqs = [Req("GET", urls[i % len(urls)] + "/api/v1/payments?limit=50", {"X-Api-Key": hist["inkey"]})
             for i in range(sizes["history_reads"])]
-    res = run_load("history c1", reqs, 1, 1, keep_bodies=True, max_seconds=sizes["cap"])
+    res = load("history c1", reqs, 1, 1, keep_bodies=True, max_seconds=sizes["cap"])
     page = res.responses[0][1] if res.responses else None
     record(res)
     report["workloads"]["history c1"]["rows_per_page"] = len(page) if isinstance(page, list) else None
-    record(run_load("history c8", reqs, 8, clients, max_seconds=sizes["cap"]))
+    record(load("history c8", reqs, 8, clients, max_seconds=sizes["cap"]))
 
 
 def event_latency(urls: list[str], n: int) -> dict[str, Any]:
@@ -530,7 +543,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="smaller counts (about 2 minutes)")
     ap.add_argument("--clients", type=int, default=max(2, cpu_count()), help="client processes")
     ap.add_argument("--soak", type=int, help="payments in the memory soak (default 100000; quick 10000)")
-    ap.add_argument("--soak-seconds", type=int, help="time cap on the soak (default 240; quick 60)")
+    ap.add_argument("--soak-seconds", type=int, help="time cap on the soak (default 180; quick 60)")
     ap.add_argument("--plugins", default="all", help="all (installed first-party plugins), none, or a list")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
@@ -560,12 +573,14 @@ def main() -> int:
     cluster: Cluster | None = None
     if args.url:
         urls, pids, db_url = [u.rstrip("/") for u in args.url], args.pid or [], args.database_url
+        SERVER_PIDS[:] = pids
         report["target"] = {"urls": urls, "external": True}
     else:
         cluster = Cluster(args.db, args.processes, workdir, args.redis_url, args.plugins)
         log(f"starting {args.processes} server process(es) on {args.db} (plugins: {cluster.plugins or 'none'})")
         cluster.start()
         urls, pids, db_url = cluster.urls, cluster.pids, cluster.db_url
+        SERVER_PIDS[:] = pids
         report["target"] = {"urls": urls, "processes": args.processes, "plugins": cluster.plugins,
                             "redis": cluster.redis_url if args.processes > 1 else None, "workdir": str(workdir)}
     report["database"] = database_version(db_url) if db_url else "unknown (--url without --database-url)"
@@ -578,9 +593,14 @@ def main() -> int:
 
     def record(res: LoadResult, key: str | None = None) -> dict[str, Any]:
         s = res.summary()
+        cpu = getattr(res, "server_cpu_s", None)
+        if cpu is not None and res.requests:
+            s["server_cpu_ms_per_request"] = round(1000 * cpu / res.requests, 2)
+            s["server_cpu_pct_of_core"] = round(100 * cpu / res.elapsed_s, 1) if res.elapsed_s else None
         w[key or res.name] = s
         log(f"{res.name}: {s['ok']} ok, {s['errors']} errors, {s['throughput_per_s']}/s, "
-            f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, client CPU {s['client_cpu_pct_of_core']}% of a core")
+            f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, client CPU {s['client_cpu_pct_of_core']}% of a core, "
+            f"server CPU {s.get('server_cpu_ms_per_request')} ms/request")
         return s
 
     clients = args.clients
@@ -593,7 +613,7 @@ def main() -> int:
         report["ceilings"] = {}
         if "health" not in skip:
             log("ceiling: GET /health")
-            record(run_load("health c32", [Req("GET", urls[i % len(urls)] + "/health")
+            record(load("health c32", [Req("GET", urls[i % len(urls)] + "/health")
                                            for i in range(sizes["health"])], 32, clients,
                             max_seconds=sizes["cap"]))
             report["ceilings"]["health_wrk"] = wrk_health(urls[0])
@@ -603,7 +623,7 @@ def main() -> int:
 
         # 2. accounts
         log("accounts")
-        res = run_load("accounts c1", [Req("POST", urls[i % len(urls)] + "/api/v1/account", {}, {"name": f"bench {i}"})
+        res = load("accounts c1", [Req("POST", urls[i % len(urls)] + "/api/v1/account", {}, {"name": f"bench {i}"})
                                        for i in range(sizes["accounts"])], 1, 1, keep_bodies=True,
                        max_seconds=sizes["cap"])
         record(res)
@@ -618,7 +638,7 @@ def main() -> int:
         counts = {c: sizes[f"pay_c{c}"] for c in (1, 8, 32, 64)}
         total = sum(counts.values())
         log(f"invoices c8 x {total}")
-        res = run_load("invoices c8", invoice_requests(urls, payees, total, 1, "bench"), 8, clients,
+        res = load("invoices c8", invoice_requests(urls, payees, total, 1, "bench"), 8, clients,
                        keep_bodies=True, max_seconds=sizes["cap"] * 1.5)
         record(res)
         bolt11s = [r[1]["bolt11"] for r in res.responses if r and r[0] == 201]
@@ -636,7 +656,7 @@ def main() -> int:
             chunk = bolt11s[offset:offset + counts[c]]
             offset += counts[c]
             log(f"payments c{c} x {len(chunk)}")
-            record(run_load(f"payments c{c}", pay_requests(urls, payers, chunk), c, 1 if c == 1 else clients,
+            record(load(f"payments c{c}", pay_requests(urls, payers, chunk), c, 1 if c == 1 else clients,
                             ok_status=(201,), max_seconds=sizes["cap"]))
         if counters_before:
             after = pg_counters(db_url)
@@ -654,9 +674,9 @@ def main() -> int:
                 n = sizes["scale_n"]
                 inv = make_invoices(urls, payees, 2 * n, 1, f"scale c{c}", clients)
                 log(f"scale: payments c{c} on 1 process, then on {len(urls)}")
-                one = run_load(f"payments c{c} on 1 process", pay_requests(urls[:1], payers, inv[:n]), c, clients,
+                one = load(f"payments c{c} on 1 process", pay_requests(urls[:1], payers, inv[:n]), c, clients,
                                ok_status=(201,), max_seconds=sizes["cap"])
-                alln = run_load(f"payments c{c} on {len(urls)} processes", pay_requests(urls, payers, inv[n:]), c,
+                alln = load(f"payments c{c} on {len(urls)} processes", pay_requests(urls, payers, inv[n:]), c,
                                 clients, ok_status=(201,), max_seconds=sizes["cap"])
                 scale[f"c{c}"] = {"1": record(one, one.name), str(len(urls)): record(alln, alln.name)}
             report["scale_out"] = scale
@@ -687,7 +707,7 @@ def main() -> int:
             seconds = 12 if args.quick else 20
             report["profile"] = profile_under_load(
                 pids[0], seconds,
-                lambda: run_load("payments c32 (profiled)", pay_requests(urls, payers, inv), 32, clients,
+                lambda: load("payments c32 (profiled)", pay_requests(urls, payers, inv), 32, clients,
                                  ok_status=(201,), max_seconds=seconds - 2))
             cpu1 = proc_cpu_s(pids[0])
             if cpu0 is not None and cpu1 is not None:
@@ -709,7 +729,7 @@ def main() -> int:
             while done < soak_n and time.perf_counter() - t0 < sizes["soak_seconds"]:
                 chunk = soak_bolt11s[done:done + chunk_n]
                 left = sizes["soak_seconds"] - (time.perf_counter() - t0)
-                res = run_load("soak", pay_requests(urls, payers, chunk), 32, clients, ok_status=(201,),
+                res = load("soak", pay_requests(urls, payers, chunk), 32, clients, ok_status=(201,),
                                max_seconds=max(1.0, left))
                 done += res.requests
                 errors += res.errors
@@ -787,11 +807,13 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM, "
           f"load at start {' '.join(m.get('loadavg_at_start', []))}")
     print()
-    cols = ["requests", "errors", "throughput_per_s", "p50_ms", "p90_ms", "p99_ms", "client_cpu_pct_of_core"]
-    print(f"{'workload':34} {'n':>6} {'err':>5} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'client%':>8}")
+    cols = ["requests", "errors", "throughput_per_s", "p50_ms", "p90_ms", "p99_ms", "client_cpu_pct_of_core",
+            "server_cpu_ms_per_request"]
+    print(f"{'workload':30} {'n':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+          f"{'client%':>7} {'srv ms/req':>10}")
     for name, s in report["workloads"].items():
-        vals = [s.get(c) for c in cols]
-        print(f"{name:34} {vals[0]:>6} {vals[1]:>5} {vals[2]:>8} {vals[3]:>8} {vals[4]:>8} {vals[5]:>8} {vals[6]:>8}")
+        v = [s.get(c) for c in cols]
+        print(f"{name:30} {v[0]:>6} {v[1]:>4} {v[2]:>8} {v[3]:>8} {v[4]:>8} {v[5]:>8} {v[6]:>7} {str(v[7]):>10}")
     c = report.get("ceilings", {})
     print()
     if c.get("health_wrk"):
