@@ -341,7 +341,14 @@ def pg_counters(db_url: str) -> dict[str, int]:
             row = await conn.fetchrow(
                 "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated "
                 "FROM pg_stat_database WHERE datname = current_database()")
-            return dict(row)
+            out = dict(row)
+            # per table: which ones are scanned sequentially, and how much
+            for t in await conn.fetch(
+                    "SELECT relname, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch "
+                    "FROM pg_stat_user_tables"):
+                for k in ("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch"):
+                    out[f"{t['relname']}.{k}"] = int(t[k] or 0)
+            return out
         finally:
             await conn.close()
 
@@ -662,7 +669,8 @@ def main() -> int:
             after = pg_counters(db_url)
             n = sum(w[f"payments c{c}"]["ok"] for c in counts)
             report["db_work_per_payment"] = {
-                k: round((after[k] - counters_before[k]) / n, 2) for k in after}
+                k: round((after[k] - counters_before.get(k, 0)) / n, 2) for k in after
+                if "." not in k or after[k] - counters_before.get(k, 0) > 0}
             report["db_work_per_payment"]["note"] = ("pg_stat_database deltas over the payment runs divided by "
                                                      "payments (includes the key lookup and autocommit reads)")
         mem("after payments")
@@ -821,7 +829,10 @@ def print_table(report: dict[str, Any]) -> None:
     if c.get("pgbench"):
         print(f"ceiling pgbench -N: {c['pgbench'].get('tps')} tps")
     if report.get("db_work_per_payment"):
-        print(f"PostgreSQL work per payment: {report['db_work_per_payment']}")
+        work = {k: v for k, v in report["db_work_per_payment"].items() if "." not in k}
+        print(f"PostgreSQL work per payment: {work}")
+        scans = {k: v for k, v in report["db_work_per_payment"].items() if k.endswith("seq_tup_read")}
+        print(f"  rows read by sequential scans per payment: {scans}")
     ev = report.get("event_latency")
     if ev:
         print(f"event latency: {ev}")
