@@ -114,9 +114,11 @@ async def event_stream(request: Request, wallet: WalletAuth) -> ServerSentEvent:
     event number); reconnect with `Last-Event-ID` to get what was missed."""
     host: Host = request.app.state.host
     after = _last_event_id(request)
-    sub = await host.events.subscribe_wallet(wallet.wallet_id, after).open()
+    sub = host.events.subscribe_wallet(wallet.wallet_id, after)
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
+        # Opened here, so a client gone before the stream starts leaves nothing behind.
+        await sub.open()
         try:
             if sub.missed:
                 first, last = sub.missed
