@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import secrets
 import sys
 import time
 from pathlib import Path

@@ -103,7 +103,7 @@ class LnurlController(Controller):
     async def link_page(self, host: Host, request: Request, link_id: str) -> Response[str]:
         """A page with the link's QR code, for printing or showing."""
         row = await links.get_link(link_id)
-        code, url, lud17 = links.lnurl_forms(host.base_url(request), row["id"])
+        code, _, lud17 = links.lnurl_forms(host.base_url(request), row["id"])
         # upper case bech32: the QR code's compact alphanumeric mode
         svg = segno.make(f"lightning:{code}", error="l").svg_inline(scale=5, border=2)
         html = templates.get_template("lnurlp/link.html").render(

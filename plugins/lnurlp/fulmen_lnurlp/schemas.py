@@ -4,6 +4,7 @@ JSON this plugin serves."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -41,7 +42,7 @@ def check_fields(data: Any) -> dict[str, Any]:
 def whole_sats(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRequest(f"{name} must be a number of sats")
-    if value != value or value in (float("inf"), float("-inf")) or value != int(value):
+    if not math.isfinite(value) or value != int(value):
         raise BadRequest(f"{name} must be a whole number of sats (fiat amounts are not supported)")
     if value < 1:
         raise BadRequest(f"{name} must be at least 1 sat")

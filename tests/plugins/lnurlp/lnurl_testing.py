@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from bolt11 import Bolt11, MilliSatoshi, Tags, TagChar, encode
+from bolt11 import Bolt11, MilliSatoshi, TagChar, Tags, encode
 
 from fulmen import query
 from fulmen.testing import free_port

@@ -10,9 +10,9 @@ import json
 import bolt11
 import lnurl
 import pytest
-from lnurl_testing import Receiver, payment_count, start_looped
 
 from fulmen import query
+from lnurl_testing import Receiver, payment_count, start_looped
 
 API = "/lnurlp/api/v1/links"
 
@@ -329,6 +329,10 @@ async def test_lud17_and_link_page(fulmen):
     r = await client.post("/api/v1/lnurlscan", json={"lnurl": link["lud17"]}, headers=shop.invoice_headers)
     assert r.status_code == 200, r.text
     assert r.json()["tag"] == "payRequest"
+    # in the path too, as `lightning:` URI or bare
+    for code in (link["lud17"], "lightning:" + link["lud17"], link["lnurl_url"]):
+        r = await client.get(f"/api/v1/lnurlscan/{code}", headers=shop.invoice_headers)
+        assert r.status_code == 200 and r.json()["callback"].endswith(link["id"]), (code, r.text)
 
     r = await client.get(f"/lnurlp/link/{link['id']}")
     assert r.status_code == 200 and "<svg" in r.text and link["lnurl"] in r.text
