@@ -123,6 +123,22 @@ async def test_payment_on_one_process_reaches_a_subscriber_on_the_other(cluster_
             assert status == {"pending": False, "status": "success"}
 
 
+async def test_without_redis_the_event_log_still_carries_events_between_processes(cluster_factory):
+    cluster = cluster_factory(REDIS_URL="", FULMEN_EVENT_POLL_SECONDS="0.5")
+    a, b = await cluster.start_many(1, 2)
+    async with httpx.AsyncClient(base_url=a.url, timeout=10) as ca, \
+            httpx.AsyncClient(base_url=b.url, timeout=10) as cb:
+        alice = await http_wallet(ca, ADMIN_KEY, "alice", sats=100)
+        bob = await http_wallet(ca, ADMIN_KEY, "bob")
+        invoices = [await invoice(ca, bob, sats) for sats in (1, 2, 3)]
+        async with websockets.connect(ws_url(a.url, bob["inkey"])) as ws:
+            for inv in invoices:
+                await pay(cb, alice, inv["bolt11"])
+            got = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in invoices]
+    assert [m["wallet_balance"] for m in got] == [1, 3, 6]
+    assert [m["payment"]["payment_hash"] for m in got] == [i["payment_hash"] for i in invoices]
+
+
 async def test_many_events_for_one_wallet_arrive_in_order_on_both_processes(cluster_factory):
     cluster = cluster_factory(FULMEN_EVENT_POLL_SECONDS="60")
     a, b = await cluster.start_many(1, 2)
