@@ -34,9 +34,15 @@ async def test_review_key_kind_matrix(fulmen):
 async def test_review_no_wallet_key_or_account_token_opens_the_admin_api(fulmen):
     client = await fulmen.start()
     alice = await fulmen.wallet("alice", sats=1)
-    for headers in (alice.admin_headers, {"Authorization": f"Bearer {alice.account_token}"},
-                    {"Authorization": f"Bearer {alice.adminkey}"}, {"Authorization": "Basic " + fulmen.admin_headers["Authorization"][7:]}):
-        r = await client.put("/users/api/v1/balance", json={"id": alice.id, "amount": 5}, headers=headers)
+    for headers in (
+        alice.admin_headers,
+        {"Authorization": f"Bearer {alice.account_token}"},
+        {"Authorization": f"Bearer {alice.adminkey}"},
+        {"Authorization": "Basic " + fulmen.admin_headers["Authorization"][7:]},
+    ):
+        r = await client.put(
+            "/users/api/v1/balance", json={"id": alice.id, "amount": 5}, headers=headers
+        )
         assert r.status_code == 401, (headers, r.text)
         r = await client.get("/admin/api/v1/wallets", headers=headers)
         assert r.status_code == 401
@@ -69,21 +75,53 @@ async def test_review_lnbits_payment_shapes(fulmen_db):
     client = await fulmen_db.start()
     alice = await fulmen_db.wallet("alice", sats=10)
     bob = await fulmen_db.wallet("bob")
-    r = await client.post("/api/v1/payments", headers=bob.invoice_headers,
-                          json={"out": False, "amount": 3, "memo": "tea", "expiry": 600})
+    r = await client.post(
+        "/api/v1/payments",
+        headers=bob.invoice_headers,
+        json={"out": False, "amount": 3, "memo": "tea", "expiry": 600},
+    )
     assert r.status_code == 201
     inv = r.json()
-    for field in ("payment_hash", "bolt11", "payment_request", "checking_id", "wallet_id", "amount", "fee",
-                  "status", "memo", "expiry", "preimage", "webhook", "extra", "labels", "external_id", "time",
-                  "created_at", "updated_at", "tag", "extension", "fiat_provider"):
+    for field in (
+        "payment_hash",
+        "bolt11",
+        "payment_request",
+        "checking_id",
+        "wallet_id",
+        "amount",
+        "fee",
+        "status",
+        "memo",
+        "expiry",
+        "preimage",
+        "webhook",
+        "extra",
+        "labels",
+        "external_id",
+        "time",
+        "created_at",
+        "updated_at",
+        "tag",
+        "extension",
+        "fiat_provider",
+    ):
         assert field in inv, field
-    assert inv["amount"] == 3000 and inv["fee"] == 0 and inv["status"] == "pending" and inv["preimage"] is None
+    assert (
+        inv["amount"] == 3000
+        and inv["fee"] == 0
+        and inv["status"] == "pending"
+        and inv["preimage"] is None
+    )
     assert inv["bolt11"] == inv["payment_request"]
     expiry, created = datetime.fromisoformat(inv["expiry"]), datetime.fromisoformat(inv["time"])
     assert 599 <= (expiry - created).total_seconds() <= 601
 
     r = await client.get(f"/api/v1/payments/{inv['payment_hash']}", headers=bob.read_headers)
-    assert r.json()["paid"] is False and r.json()["preimage"] is None and r.json()["details"]["preimage"] is None
+    assert (
+        r.json()["paid"] is False
+        and r.json()["preimage"] is None
+        and r.json()["details"]["preimage"] is None
+    )
 
     r = await fulmen_db.pay(alice, inv["bolt11"])
     assert r.status_code == 201
@@ -93,15 +131,23 @@ async def test_review_lnbits_payment_shapes(fulmen_db):
 
     r = await client.get(f"/api/v1/payments/{inv['payment_hash']}", headers=bob.invoice_headers)
     body = r.json()
-    assert body["paid"] is True and body["status"] == "success" and body["preimage"] == paid["preimage"]
+    assert (
+        body["paid"] is True
+        and body["status"] == "success"
+        and body["preimage"] == paid["preimage"]
+    )
     assert body["details"]["amount"] == 3000
 
 
-@pytest.mark.parametrize("extra", [{"description_hash": "cd" * 32}, {"memo": "ünïcode ⚡"}, {"expiry": 31_536_000}])
+@pytest.mark.parametrize(
+    "extra", [{"description_hash": "cd" * 32}, {"memo": "ünïcode ⚡"}, {"expiry": 31_536_000}]
+)
 async def test_review_decode_answers_json_for_host_invoices(fulmen, extra):
     client = await fulmen.start()
     bob = await fulmen.wallet("bob")
     inv = await fulmen.invoice(bob, 21, **extra)
-    r = await client.post("/api/v1/payments/decode", json={"data": "LIGHTNING:" + inv["bolt11"].upper()})
+    r = await client.post(
+        "/api/v1/payments/decode", json={"data": "LIGHTNING:" + inv["bolt11"].upper()}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["payment_hash"] == inv["payment_hash"] and r.json()["amount_msat"] == 21_000

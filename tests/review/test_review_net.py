@@ -5,7 +5,6 @@ import socket
 import time
 
 import pytest
-
 from fulmen.net import FetchFailed, SafeHttp, UnsafeURL, is_internal
 
 
@@ -19,8 +18,10 @@ class SlowServer:
     async def handle(self, reader, writer):
         self.hits += 1
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                     b"content-length: %d\r\n\r\n" % max(self.body_bytes, 2))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n" % max(self.body_bytes, 2)
+        )
         if not self.body_bytes:
             writer.write(b"{}")
         await writer.drain()
@@ -42,7 +43,10 @@ class SlowServer:
         self.server.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review: name resolved for the check, then again for the connection (DNS rebinding)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: name resolved for the check, then again for the connection (DNS rebinding)",
+)
 async def test_review_dns_answer_that_changes_after_the_check_does_not_reach_loopback(monkeypatch):
     """A hostile name answers with a public address for the check and with
     127.0.0.1 for the connection (short TTL). The request must not land on loopback."""
@@ -68,7 +72,9 @@ async def test_review_dns_answer_that_changes_after_the_check_does_not_reach_loo
         assert server.hits == 0, f"reached loopback after answers {answers}"
 
 
-@pytest.mark.xfail(strict=True, reason="review: the timeout is per read, not for the whole request (slow drip)")
+@pytest.mark.xfail(
+    strict=True, reason="review: the timeout is per read, not for the whole request (slow drip)"
+)
 async def test_review_slow_drip_response_is_cut_off_by_the_timeout():
     http = SafeHttp(timeout=0.5, allow_private=True)
     async with SlowServer(drip=0.2, body_bytes=20) as server:  # 4 s in total, never 0.5 s idle
@@ -85,12 +91,27 @@ async def test_review_slow_drip_response_is_cut_off_by_the_timeout():
 # --- properties verified to hold --------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "https://127.0.0.1/", "https://127.1/", "https://2130706433/", "https://0x7f000001/", "https://0177.0.0.1/",
-    "https://localhost/", "https://localhost./", "https://[::1]/", "https://[::ffff:127.0.0.1]/",
-    "https://0.0.0.0/", "https://10.0.0.1/", "https://169.254.169.254/latest/meta-data/", "https://[fd00::1]/",
-    "https://[fe80::1]/", "https://100.64.0.1/", "https://224.0.0.1/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/",
+        "https://127.1/",
+        "https://2130706433/",
+        "https://0x7f000001/",
+        "https://0177.0.0.1/",
+        "https://localhost/",
+        "https://localhost./",
+        "https://[::1]/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://0.0.0.0/",
+        "https://10.0.0.1/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[fd00::1]/",
+        "https://[fe80::1]/",
+        "https://100.64.0.1/",
+        "https://224.0.0.1/",
+    ],
+)
 async def test_review_internal_addresses_in_any_spelling_are_refused(url):
     http = SafeHttp(allow_private=False)
     try:
@@ -101,8 +122,16 @@ async def test_review_internal_addresses_in_any_spelling_are_refused(url):
         await http.close()
 
 
-@pytest.mark.parametrize("url", ["http://example.com/", "ftp://example.com/", "file:///etc/passwd",
-                                 "gopher://127.0.0.1/", "https:///nohost"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/",
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1/",
+        "https:///nohost",
+    ],
+)
 async def test_review_non_https_schemes_are_refused(url):
     http = SafeHttp(allow_private=False)
     try:
@@ -120,7 +149,9 @@ def test_review_ipv4_mapped_and_public_addresses_are_classified():
 async def test_review_redirects_are_not_followed():
     async def handle(reader, writer):
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/\r\ncontent-length: 0\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/\r\ncontent-length: 0\r\n\r\n"
+        )
         await writer.drain()
         writer.close()
 
