@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from .db import query
@@ -27,9 +27,10 @@ FIELDS = {
     "time": "created_at",
     "created_at": "created_at",
     "updated_at": "updated_at",
-    "preimage": "preimage",
     "bolt11": "bolt11",
 }
+# No `preimage` filter: matching guesses against an unpaid invoice's
+# preimage would reveal it, and it is hidden everywhere else until paid.
 INT_FIELDS = {"amount", "fee", "time", "created_at", "updated_at"}
 OPS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<=", "in": "IN", "ex": "NOT IN",
        "like": "LIKE"}
@@ -41,16 +42,30 @@ RESERVED_PARAMS = {"limit", "offset", "sortby", "direction", "search", "out", "a
 MAX_LIMIT = 1000
 
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def bounded(value: int, what: str) -> int:
+    if not INT_MIN <= value <= INT_MAX:
+        raise BadRequest(f"{what} is out of range")
+    return value
+
+
 def parse_time(value: str) -> int:
-    """Unix seconds or ISO 8601, to Unix ms."""
+    """Unix seconds or ISO 8601 (UTC unless it says otherwise), to Unix ms."""
     try:
-        return int(float(value) * 1000)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        raise BadRequest(f"time value {value!r} is neither Unix seconds nor ISO 8601") from None
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(f"time value {value!r} is neither Unix seconds nor ISO 8601") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = moment.timestamp()
+    if seconds != seconds or abs(seconds) > 1e15:
+        raise BadRequest(f"time value {value!r} is out of range")
+    return int(seconds * 1000)
 
 
 def convert(name: str, value: str) -> Any:
@@ -58,7 +73,7 @@ def convert(name: str, value: str) -> Any:
         return parse_time(value)
     if name in INT_FIELDS:
         try:
-            return int(value)
+            return bounded(int(value), f"filter {name!r}")
         except ValueError:
             raise BadRequest(f"filter {name!r} needs a whole number of msat, got {value!r}") from None
     return value
@@ -93,6 +108,8 @@ class HistoryQuery:
                 q.where.append(f"{column} {OPS[op]} ({', '.join('{}' for _ in values)})")
                 q.args.extend(values)
             elif op == "like":
+                if name in INT_FIELDS:
+                    raise BadRequest(f"like works on text fields, not on {name!r}")
                 q.where.append(f"LOWER({column}) LIKE {{}}")
                 q.args.append(f"%{value.lower()}%")
             else:
@@ -151,6 +168,6 @@ def int_param(params: Mapping[str, str], name: str, default: int | None) -> int 
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        return bounded(int(value), name)
     except ValueError:
         raise BadRequest(f"{name} must be a whole number, got {value!r}") from None

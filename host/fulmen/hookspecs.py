@@ -37,7 +37,7 @@ hookimpl = pluggy.HookimplMarker("fulmen")
 
 
 @hookspec
-def register_apps() -> "AppConfig | list[AppConfig] | None":
+def register_apps() -> AppConfig | list[AppConfig] | None:
     """Return the plugin's Piccolo app(s): tables and migrations.
 
     When: once, as the host is built, before migrations run.
@@ -54,7 +54,7 @@ def register_apps() -> "AppConfig | list[AppConfig] | None":
 
 
 @hookspec
-def register_routes(host: "Host") -> "list[Any] | None":
+def register_routes(host: Host) -> list[Any] | None:
     """Return Litestar route handlers, Controllers or Routers.
 
     When: once, as the app is built.
@@ -68,7 +68,7 @@ def register_routes(host: "Host") -> "list[Any] | None":
 
 
 @hookspec
-def register_commands(cli: "click.Group") -> None:
+def register_commands(cli: click.Group) -> None:
     """Add subcommands to the `fulmen` command line.
 
     When: each time the CLI is built (every `fulmen ...` invocation).
@@ -78,7 +78,7 @@ def register_commands(cli: "click.Group") -> None:
 
 
 @hookspec
-def nav_entries(host: "Host") -> "list[dict[str, str]] | None":
+def nav_entries(host: Host) -> list[dict[str, str]] | None:
     """Return links for the web UI's navigation: `[{"href", "label"}]`.
 
     When: on each page render (`host.hooks.nav_entries()`).
@@ -93,7 +93,7 @@ def nav_entries(host: "Host") -> "list[dict[str, str]] | None":
 
 
 @hookspec
-def startup(host: "Host") -> None:
+def startup(host: Host) -> None:
     """The plugin starts: start background tasks here with `host.spawn(...)`.
 
     When: once after migrations, before the host serves; again when the
@@ -106,7 +106,7 @@ def startup(host: "Host") -> None:
 
 
 @hookspec
-def shutdown(host: "Host") -> None:
+def shutdown(host: Host) -> None:
     """The plugin stops: release what `startup` took.
 
     When: once when the host stops, and when the plugin is disabled at
@@ -121,7 +121,7 @@ def shutdown(host: "Host") -> None:
 
 
 @hookspec
-def before_invoice_created(host: "Host", wallet: "WalletAuth", request: "InvoiceRequest") -> None:
+def before_invoice_created(host: Host, wallet: WalletAuth, request: InvoiceRequest) -> None:
     """An invoice is about to be created.
 
     When: inside the request, before the funding source is asked; keep it quick.
@@ -133,7 +133,7 @@ def before_invoice_created(host: "Host", wallet: "WalletAuth", request: "Invoice
 
 
 @hookspec
-def before_payment_sent(host: "Host", wallet: "WalletAuth", invoice: "InvoiceInfo") -> None:
+def before_payment_sent(host: Host, wallet: WalletAuth, invoice: InvoiceInfo) -> None:
     """An outgoing payment is about to reserve funds.
 
     When: inside the request, after the invoice is decoded and before
@@ -150,7 +150,7 @@ def before_payment_sent(host: "Host", wallet: "WalletAuth", invoice: "InvoiceInf
 
 
 @hookspec
-def on_invoice_paid(host: "Host", payment: "Payment") -> None:
+def on_invoice_paid(host: Host, payment: Payment) -> None:
     """An incoming payment was credited (internal or from the network).
 
     When: after the payment commits, once per payment for each plugin that
@@ -168,7 +168,7 @@ def on_invoice_paid(host: "Host", payment: "Payment") -> None:
 
 
 @hookspec
-def on_payment_sent(host: "Host", payment: "Payment") -> None:
+def on_payment_sent(host: Host, payment: Payment) -> None:
     """An outgoing payment succeeded.
 
     When and how: the same delivery rules as `on_invoice_paid`.
@@ -179,7 +179,7 @@ def on_payment_sent(host: "Host", payment: "Payment") -> None:
 
 
 @hookspec
-def on_payment_failed(host: "Host", payment: "Payment") -> None:
+def on_payment_failed(host: Host, payment: Payment) -> None:
     """An outgoing payment failed and its funds went back to the wallet.
 
     When and how: the same delivery rules as `on_invoice_paid`.
@@ -193,7 +193,7 @@ def on_payment_failed(host: "Host", payment: "Payment") -> None:
 
 
 @hookspec(firstresult=True)
-def resolve_lightning_address(host: "Host", username: str, base_url: str) -> "dict[str, Any] | None":
+def resolve_lightning_address(host: Host, username: str, base_url: str) -> dict[str, Any] | None:
     """Answer `GET /.well-known/lnurlp/{username}` (LUD-16).
 
     When: on each such request.

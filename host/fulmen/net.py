@@ -62,7 +62,10 @@ class SafeHttp:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def check_url(self, url: str) -> None:
+    async def check_url(self, url: str) -> str | None:
+        """Refuse URLs that break the rules. Returns the checked address to
+        connect to when the host is a name that had to be resolved, so a DNS
+        answer that changes after the check cannot redirect the request."""
         parsed = urlparse(url)
         host = (parsed.hostname or "").lower()
         if not host:
@@ -74,10 +77,12 @@ class SafeHttp:
         elif parsed.scheme != "https":
             raise UnsafeURL(f"URL {url!r} must be https")
         if onion or self.allow_private:
-            return
-        for address in await self._resolve(host, parsed.port or (443 if parsed.scheme == "https" else 80)):
+            return None
+        addresses = await self._resolve(host, parsed.port or (443 if parsed.scheme == "https" else 80))
+        for address in addresses:
             if is_internal(address):
                 raise UnsafeURL(f"URL {url!r} points at an internal address ({address})")
+        return None if addresses == [host] else addresses[0]
 
     def _loopback_allowed(self, host: str) -> bool:
         """With private addresses allowed (tests, local set-ups), plain http to
@@ -99,18 +104,29 @@ class SafeHttp:
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send a request after checking the URL; reads at most max_bytes."""
-        await self.check_url(url)
+        address = await self.check_url(url)
+        target: Any = url
+        if address is not None:
+            # Connect to the address just checked; keep the name for Host and TLS.
+            original = httpx.URL(url)
+            target = original.copy_with(host=address)
+            kwargs["headers"] = {**dict(kwargs.get("headers") or {}), "Host": original.netloc.decode()}
+            kwargs["extensions"] = {**kwargs.get("extensions", {}), "sni_hostname": original.host}
         try:
-            async with self.client.stream(method, url, **kwargs) as response:
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FetchFailed(f"response from {url!r} is larger than {self.max_bytes} bytes")
-                    chunks.append(chunk)
-                return httpx.Response(response.status_code, headers=response.headers,
-                                      content=b"".join(chunks), request=response.request)
-        except httpx.TimeoutException:
+            # One deadline for the whole exchange: a server dripping bytes
+            # cannot hold the request open past it.
+            async with asyncio.timeout(self.timeout):
+                async with self.client.stream(method, target, **kwargs) as response:
+                    chunks, size = [], 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > self.max_bytes:
+                            raise FetchFailed(
+                                f"response from {url!r} is larger than {self.max_bytes} bytes")
+                        chunks.append(chunk)
+                    return httpx.Response(response.status_code, headers=response.headers,
+                                          content=b"".join(chunks), request=response.request)
+        except (httpx.TimeoutException, TimeoutError):
             raise FetchFailed(f"{url!r} did not answer within {self.timeout} s") from None
         except httpx.HTTPError as exc:
             raise FetchFailed(f"request to {url!r} failed: {exc}") from None

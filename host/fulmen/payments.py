@@ -131,9 +131,9 @@ class PaymentService:
             if idempotency_key:
                 # A concurrent request with the same key may have won the race
                 # (it claimed the invoice, or its row holds the key): its result
-                # is the answer to this request too.
+                # is the answer to this request too. A failure stays a failure.
                 earlier = await self._idempotent_result(wallet, idempotency_key, bolt11)
-                if earlier:
+                if earlier and earlier.status != "failed":
                     return earlier
             raise
 
@@ -174,11 +174,10 @@ class PaymentService:
             description=decoded.description, description_hash=decoded.description_hash,
             payee=decoded.payee, internal=False,
         )
-        # Same invoice in another spelling (e.g. upper case): still ours.
-        rows = await query(
-            "SELECT * FROM fulmen_payment WHERE payment_hash = {} AND NOT out", info.payment_hash
-        )
-        return info, (rows[0] if rows else None)
+        # Only the very invoice we issued (matched by its text above) settles
+        # internally: an invoice from elsewhere that reuses one of our payment
+        # hashes must not be paid at our invoice's amount.
+        return info, None
 
     async def _pay_internal(
         self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
@@ -290,11 +289,18 @@ class PaymentService:
         now = now_ms()
         async with transaction(self.engine):
             if status.state is PaymentState.SUCCESS:
+                # The wallet pays at most the reserve it agreed to, and a node's
+                # negative fee never becomes a credit.
+                fee = max(0, status.fee_msat or 0)
                 rows = await query(
-                    "UPDATE fulmen_payment SET status = 'success', fee_msat = {}, preimage = {}, "
-                    "updated_at = {} WHERE id = {} AND status = 'pending' RETURNING *",
-                    status.fee_msat or 0, status.preimage, now, payment_id,
+                    "UPDATE fulmen_payment SET status = 'success', fee_msat = CASE WHEN {} > "
+                    "fee_reserve_msat THEN fee_reserve_msat ELSE {} END, preimage = {}, updated_at = {} "
+                    "WHERE id = {} AND status = 'pending' RETURNING *",
+                    fee, fee, status.preimage, now, payment_id,
                 )
+                if rows and (status.fee_msat or 0) != int(rows[0]["fee_msat"]):
+                    log.error("payment %s: node reported fee %s msat, reserve was %s; charged %s",
+                              payment_id, status.fee_msat, rows[0]["fee_reserve_msat"], rows[0]["fee_msat"])
             else:
                 rows = await query(
                     "UPDATE fulmen_payment SET status = 'failed', error = {}, updated_at = {} "
@@ -306,9 +312,7 @@ class PaymentService:
             payment = Payment.from_row(rows[0])
             held = -payment.amount_msat + payment.fee_reserve_msat
             if payment.status == "success":
-                refund = max(0, payment.fee_reserve_msat - payment.fee_msat)
-                if payment.fee_msat > payment.fee_reserve_msat:
-                    log.error("payment %s: fee %s above reserve", payment.id, payment.fee_msat)
+                refund = payment.fee_reserve_msat - payment.fee_msat
                 hook = "on_payment_sent"
             else:
                 refund = held
@@ -421,7 +425,7 @@ class PaymentService:
         else:
             rows = await query(
                 "UPDATE fulmen_wallet SET balance_msat = balance_msat + {} WHERE id = {} "
-                "RETURNING balance_msat",
+                "AND NOT deleted RETURNING balance_msat",
                 delta, wallet_id,
             )
             if not rows:

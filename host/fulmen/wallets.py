@@ -120,13 +120,19 @@ class WalletService:
     async def delete(self, wallet_id: str, account_id: str) -> None:
         """Delete an empty wallet. Its payment history stays for the audit."""
         async with transaction(self.engine):
-            rows = await query(
-                "SELECT balance_msat, account_id FROM fulmen_wallet WHERE id = {} AND NOT deleted",
-                wallet_id,
+            # Conditional on an empty balance, so a credit racing the delete
+            # either lands first (and the delete is refused) or is refused itself.
+            deleted = await query(
+                "UPDATE fulmen_wallet SET deleted = {} WHERE id = {} AND account_id = {} "
+                "AND NOT deleted AND balance_msat = 0 RETURNING id",
+                True, wallet_id, account_id,
             )
-            if not rows or rows[0]["account_id"] != account_id:
-                raise NotFound("Wallet not found.")
-            if int(rows[0]["balance_msat"]) != 0:
+            if not deleted:
+                rows = await query(
+                    "SELECT account_id FROM fulmen_wallet WHERE id = {} AND NOT deleted", wallet_id
+                )
+                if not rows or rows[0]["account_id"] != account_id:
+                    raise NotFound("Wallet not found.")
                 raise Conflict("Wallet still holds funds; move them out before deleting it.")
             pending = await query(
                 "SELECT 1 FROM fulmen_payment WHERE wallet_id = {} AND out AND status = 'pending' LIMIT 1",
@@ -134,7 +140,12 @@ class WalletService:
             )
             if pending:
                 raise Conflict("Wallet has a payment in flight.")
-            await query("UPDATE fulmen_wallet SET deleted = {} WHERE id = {}", True, wallet_id)
+            # Its open invoices can no longer be paid.
+            await query(
+                "UPDATE fulmen_payment SET status = 'failed', error = 'wallet deleted' "
+                "WHERE wallet_id = {} AND NOT out AND status = 'pending'",
+                wallet_id,
+            )
             await query("DELETE FROM fulmen_api_key WHERE wallet_id = {}", wallet_id)
 
     def check_owner(self, wallet: Wallet, account_id: str) -> None:

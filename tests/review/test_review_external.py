@@ -21,9 +21,6 @@ async def external_invoice(sats: int) -> str:
     return (await FakeWallet("55" * 32).create_invoice(sats * 1000, "elsewhere", None, 600)).bolt11
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: fee above the reserve is recorded but never charged"
-)
 async def test_review_recorded_fee_equals_what_the_wallet_was_charged(fulmen_db):
     """The LNbits funding source has no fee limit, so a node may report a fee
     above the reserve. The payment's amount + fee must still be what left the
@@ -36,9 +33,6 @@ async def test_review_recorded_fee_equals_what_the_wallet_was_charged(fulmen_db)
     assert -(r.json()["amount"] + r.json()["fee"]) == charged
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: a negative fee from the node is refunded on top of the reserve"
-)
 async def test_review_negative_fee_from_the_node_never_credits_the_wallet(fulmen_db):
     await fulmen_db.start(funding=AnsweringNode(fee_msat=-50_000))
     alice = await fulmen_db.wallet("alice", sats=1000)
@@ -52,9 +46,6 @@ async def test_review_negative_fee_from_the_node_never_credits_the_wallet(fulmen
     assert int(rows[0]["s"] or 0) <= 2_000
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: with an Idempotency-Key a failed payment is answered 201"
-)
 async def test_review_failed_payment_with_idempotency_key_is_not_a_201(fulmen_db):
     """FakeWallet cannot pay external invoices: the answer is a 4xx, with or
     without an Idempotency-Key (clients look at the status code)."""

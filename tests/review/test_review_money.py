@@ -48,9 +48,6 @@ async def audit_ok(f: Fulmen) -> bool:
     return r.json()["ok"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: invoice matched by payment hash alone pays the stored amount"
-)
 async def test_review_foreign_invoice_reusing_a_hash_never_charges_more_than_it_says(fulmen_db):
     """Mallory issues a 5,000 sat invoice here, then hands Alice a 1 sat invoice
     (signed by any key) carrying the same payment hash. Alice's client shows
@@ -70,9 +67,6 @@ async def test_review_foreign_invoice_reusing_a_hash_never_charges_more_than_it_
     assert await fulmen_db.balance(mallory) == 0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: a deleted wallet's open invoice is still paid internally"
-)
 async def test_review_invoice_of_a_deleted_wallet_is_not_paid(fulmen_db):
     client = await fulmen_db.start()
     alice = await fulmen_db.wallet("alice", sats=100)
@@ -88,9 +82,6 @@ async def test_review_invoice_of_a_deleted_wallet_is_not_paid(fulmen_db):
     assert await audit_ok(fulmen_db)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: wallet delete checks the balance, then deletes unconditionally"
-)
 async def test_review_wallet_delete_cannot_race_a_credit(pg_fulmen, monkeypatch):
     """A credit committed by another process between the delete's balance check
     and its UPDATE must not leave a deleted wallet holding funds."""

@@ -43,10 +43,6 @@ class SlowServer:
         self.server.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: name resolved for the check, then again for the connection (DNS rebinding)",
-)
 async def test_review_dns_answer_that_changes_after_the_check_does_not_reach_loopback(monkeypatch):
     """A hostile name answers with a public address for the check and with
     127.0.0.1 for the connection (short TTL). The request must not land on loopback."""
@@ -72,9 +68,6 @@ async def test_review_dns_answer_that_changes_after_the_check_does_not_reach_loo
         assert server.hits == 0, f"reached loopback after answers {answers}"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: the timeout is per read, not for the whole request (slow drip)"
-)
 async def test_review_slow_drip_response_is_cut_off_by_the_timeout():
     http = SafeHttp(timeout=0.5, allow_private=True)
     async with SlowServer(drip=0.2, body_bytes=20) as server:  # 4 s in total, never 0.5 s idle

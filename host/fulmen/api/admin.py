@@ -29,20 +29,30 @@ async def lnbits_topup(request: Request, data: dict[str, Any]) -> dict[str, Any]
     sats = body.integer(data, "amount")
     if sats is None:
         raise BadRequest("amount (sats) is required")
+    if abs(sats) > body.MAX_MSAT // 1000:
+        raise BadRequest("amount is out of range")
     reason = body.text(data, "reason", "admin top-up", max_len=200) or "admin top-up"
     await host.wallets.get(wallet_id)
     balance = await host.payments.admin_adjust(wallet_id, sats * 1000, reason)
     return {"success": True, "message": f"Balance updated to {balance} msat.", "balance": balance}
 
 
+def page(limit: int, offset: int) -> tuple[int, int]:
+    if not 1 <= limit <= 1000:
+        raise BadRequest("limit must be between 1 and 1000")
+    if offset < 0:
+        raise BadRequest("offset must not be negative")
+    return limit, offset
+
+
 @get("/accounts")
 async def list_accounts(request: Request, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    return await host_of(request).wallets.list_accounts(limit, offset)
+    return await host_of(request).wallets.list_accounts(*page(limit, offset))
 
 
 @get("/wallets")
 async def list_wallets(request: Request, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    return [w.to_lnbits() for w in await host_of(request).wallets.list_wallets(limit, offset)]
+    return [w.to_lnbits() for w in await host_of(request).wallets.list_wallets(*page(limit, offset))]
 
 
 @post("/accounts", status_code=201)

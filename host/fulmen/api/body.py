@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from ..errors import BadRequest
+
+MAX_MSAT = 2_100_000_000_000_000_000  # all bitcoin there will ever be, in msat: fits a BIGINT
 
 
 def text(data: dict[str, Any], name: str, default: str | None = None, max_len: int = 640) -> str | None:
@@ -26,6 +29,8 @@ def integer(data: dict[str, Any], name: str, default: int | None = None, *, mini
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise BadRequest(f"{name} must be a whole number")
     value = int(value)
+    if not -MAX_MSAT <= value <= MAX_MSAT:
+        raise BadRequest(f"{name} is out of range")
     if minimum is not None and value < minimum:
         raise BadRequest(f"{name} must be at least {minimum}")
     if maximum is not None and value > maximum:
@@ -43,16 +48,20 @@ def amount_msat(data: dict[str, Any], unit_field: str = "unit") -> int:
     if value != value or value in (float("inf"), float("-inf")):
         raise BadRequest("amount must be a finite number")
     unit = data.get(unit_field) or "sat"
+    # Decimal of the JSON text, so 1.001 sat is exactly 1001 msat.
+    exact = Decimal(str(value))
     if unit == "sat":
-        msat = value * 1000
+        msat = exact * 1000
     elif unit == "msat":
-        msat = value
+        msat = exact
     else:
         raise BadRequest(f"unit {unit!r} is not supported; use sat or msat")
-    if msat != int(msat):
+    if msat != msat.to_integral_value():
         raise BadRequest("amount must be a whole number of msat")
     if msat <= 0:
         raise BadRequest("amount must be greater than zero")
+    if msat > MAX_MSAT:
+        raise BadRequest("amount is out of range")
     return int(msat)
 
 
@@ -69,4 +78,13 @@ def mapping(data: dict[str, Any], name: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise BadRequest(f"{name} must be a JSON object")
+    return value
+
+
+def extra(data: dict[str, Any]) -> dict[str, Any]:
+    """The free-form `extra` object; its `tag` (plugin tag) must be a short string."""
+    value = mapping(data, "extra")
+    tag = value.get("tag")
+    if tag is not None and (not isinstance(tag, str) or len(tag) > 64):
+        raise BadRequest("extra.tag must be a string of at most 64 characters")
     return value

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from litestar import Request, Response, get
 
 from .. import db
 from ..host import Host
+
+log = logging.getLogger(__name__)
+
+
+def failed(what: str, exc: BaseException) -> str:
+    """Details go to the log, not to anonymous callers (they name hosts and users)."""
+    log.warning("readiness: %s check failed: %r", what, exc)
+    return "error"
 
 
 @get("/health")
@@ -27,7 +36,7 @@ async def ready(request: Request) -> Response[dict[str, Any]]:
         await asyncio.wait_for(db.query("SELECT 1 AS one"), 3)
         checks["database"] = "ok"
     except Exception as exc:
-        checks["database"] = f"error: {exc!r}"
+        checks["database"] = failed("database", exc)
     if host.settings.redis_url:
         try:
             import redis.asyncio as redis
@@ -39,7 +48,7 @@ async def ready(request: Request) -> Response[dict[str, Any]]:
                 await client.aclose()
             checks["redis"] = "ok"
         except Exception as exc:
-            checks["redis"] = f"error: {exc!r}"
+            checks["redis"] = failed("redis", exc)
     try:
         status = await asyncio.wait_for(host.funding.status(), 5)
         if status.error is not None:
@@ -50,7 +59,7 @@ async def ready(request: Request) -> Response[dict[str, Any]]:
         else:
             checks["funding_source"] = "ok"
     except Exception as exc:
-        checks["funding_source"] = f"error: {exc!r}"
+        checks["funding_source"] = failed("funding source", exc)
     ok = host.started and all(v == "ok" for v in checks.values())
     body: dict[str, Any] = {"status": ("degraded" if degraded else "ready") if ok else "not ready",
                             "checks": checks}

@@ -43,24 +43,33 @@ async def create_payment(request: Request, data: dict[str, Any]) -> dict[str, An
         bolt11 = body.text(data, "bolt11", max_len=7089)
         if not bolt11:
             raise BadRequest("bolt11 is required to pay")
-        payment = await host.payments.pay(
-            wallet, bolt11, extra=body.mapping(data, "extra"),
-            idempotency_key=request.headers.get("idempotency-key"),
-        )
+        key = request.headers.get("idempotency-key")
+        if key is not None and not 0 < len(key) <= 128:
+            raise BadRequest("Idempotency-Key must be 1 to 128 characters")
+        payment = await host.payments.pay(wallet, bolt11, extra=body.extra(data), idempotency_key=key)
         return payment.to_lnbits()
 
     wallet = await authenticate(request, "invoice")
     invoice = InvoiceRequest(
         amount_msat=body.amount_msat(data),
-        memo=body.text(data, "memo", "", max_len=639) or "",
+        memo=memo(data),
         expiry=body.integer(data, "expiry", host.settings.default_invoice_expiry, minimum=1,
                             maximum=MAX_EXPIRY) or host.settings.default_invoice_expiry,
         webhook=body.text(data, "webhook", max_len=2048),
-        extra=body.mapping(data, "extra"),
+        extra=body.extra(data),
         description_hash=description_hash(data),
     )
+    if invoice.webhook:
+        await host.http.check_url(invoice.webhook)  # refuse an unsafe URL now, not at payment
     payment = await host.payments.create_invoice(wallet, invoice)
     return payment.to_lnbits()
+
+
+def memo(data: dict[str, Any]) -> str:
+    value = body.text(data, "memo", "", max_len=639) or ""
+    if len(value.encode()) > 639:  # BOLT11 limits the description in bytes
+        raise BadRequest("memo is longer than 639 bytes")
+    return value
 
 
 def description_hash(data: dict[str, Any]) -> bytes | None:
@@ -127,6 +136,14 @@ async def payment_history(request: Request, wallet: WalletAuth, group: str = "da
 CSV_FIELDS = ["time", "payment_hash", "status", "amount", "fee", "memo", "tag", "checking_id", "bolt11"]
 
 
+def spreadsheet_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula gets a leading quote (memos
+    of outgoing payments are written by whoever issued the invoice)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 @get("/api/v1/payments/export.csv", dependencies={"wallet": require_wallet_key("read")})
 async def export_payments(request: Request, wallet: WalletAuth) -> Stream:
     """The wallet's history (same filters) as CSV, streamed in pages."""
@@ -141,7 +158,7 @@ async def export_payments(request: Request, wallet: WalletAuth) -> Stream:
             page = await q.rows()
             for row in page:
                 p = Payment.from_row(row).to_lnbits()
-                writer.writerow([p[f] for f in CSV_FIELDS])
+                writer.writerow([spreadsheet_safe(p[f]) for f in CSV_FIELDS])
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()

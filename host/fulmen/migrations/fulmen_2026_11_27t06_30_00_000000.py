@@ -57,6 +57,7 @@ CREATE TABLE fulmen_payment (
 );
 CREATE INDEX fulmen_payment_wallet_time ON fulmen_payment (wallet_id, created_at, id);
 CREATE INDEX fulmen_payment_hash ON fulmen_payment (payment_hash);
+CREATE INDEX fulmen_payment_checking ON fulmen_payment (checking_id);
 CREATE UNIQUE INDEX fulmen_payment_bolt11_incoming ON fulmen_payment (bolt11_hash) WHERE NOT out;
 -- An invoice is received once, and paid by at most one live outgoing payment.
 CREATE UNIQUE INDEX fulmen_payment_one_incoming ON fulmen_payment (payment_hash) WHERE NOT out;
@@ -70,14 +71,14 @@ CREATE TABLE fulmen_ledger (
     wallet_id VARCHAR(32) NOT NULL REFERENCES fulmen_wallet(id),
     amount_msat BIGINT NOT NULL,
     kind VARCHAR(16) NOT NULL,
-    payment_id INTEGER,
+    payment_id BIGINT,
     reason TEXT NOT NULL DEFAULT '',
     created_at BIGINT NOT NULL
 );
 CREATE INDEX fulmen_ledger_wallet ON fulmen_ledger (wallet_id);
 CREATE TABLE fulmen_hook_delivery (
     id {serial} PRIMARY KEY,
-    payment_id INTEGER NOT NULL,
+    payment_id BIGINT NOT NULL,
     plugin_id VARCHAR(64) NOT NULL,
     hook VARCHAR(32) NOT NULL,
     status VARCHAR(8) NOT NULL DEFAULT 'pending',
