@@ -355,6 +355,57 @@ def pg_counters(db_url: str) -> dict[str, int]:
     return asyncio.run(q())
 
 
+class PgWaitSampler:
+    """Samples pg_stat_activity of the benchmark database every 50 ms while a
+    workload runs: what the host's sessions are doing or waiting on (a row
+    lock, the WAL flush of a commit, the client = the host between two
+    statements of a transaction), with the statement they are on."""
+
+    def __init__(self, db_url: str, interval: float = 0.05) -> None:
+        self.db_url = db_url
+        self.interval = interval
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.db_url)
+        try:
+            while not self._stop.is_set():
+                rows = await conn.fetch(
+                    "SELECT state, wait_event_type, wait_event, left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS q "
+                    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND state <> 'idle'")
+                self.samples += 1
+                for r in rows:
+                    what = f"{r['state']}: {r['wait_event_type'] or 'CPU'}/{r['wait_event'] or '-'}"
+                    self.counts[(what, r["q"] or "")] += 1
+                await asyncio.sleep(self.interval)
+        finally:
+            await conn.close()
+
+    def __enter__(self) -> "PgWaitSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def summary(self, top: int = 12) -> dict[str, Any]:
+        """Average number of busy sessions in each state, over the samples."""
+        n = max(1, self.samples)
+        return {
+            "samples": self.samples,
+            "busy_sessions_avg": round(sum(self.counts.values()) / n, 2),
+            "top": [{"state": w, "query": q, "sessions_avg": round(c / n, 2)}
+                    for (w, q), c in self.counts.most_common(top)],
+        }
+
+
 # --- profiling -----------------------------------------------------------------------------
 
 
@@ -424,13 +475,16 @@ def analyse_profile(raw: Path) -> dict[str, Any]:
 
 
 def profile_under_load(pid: int, seconds: int, run) -> dict[str, Any]:
+    """py-spy on `pid` while `run()` loads it. `--gil` keeps only samples of the
+    thread holding the GIL, i.e. Python work: threads waiting on a queue or a
+    socket (aiosqlite's worker, the idle loop) are left out."""
     cmd = py_spy_command()
     if not cmd:
         return {"skipped": "py-spy not found (pip install py-spy, or install uv for uvx)"}
     raw = Path(tempfile.gettempdir()) / f"fulmen-bench-{pid}.txt"
     svg = Path(tempfile.gettempdir()) / f"fulmen-bench-{pid}.svg"
     spy = subprocess.Popen(cmd + ["record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250",
-                                  "--format", "raw", "--output", str(raw), "--nonblocking"],
+                                  "--format", "raw", "--output", str(raw), "--nonblocking", "--gil"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(2.0)  # let py-spy attach (uvx may download it first)
     result = run()
@@ -659,12 +713,23 @@ def main() -> int:
         # 4. internal payments at 1, 8, 32, 64
         counters_before = pg_counters(db_url) if db_url.startswith("postgres") else None
         offset = 0
+        waits: dict[str, Any] = {}
         for c in (1, 8, 32, 64):
             chunk = bolt11s[offset:offset + counts[c]]
             offset += counts[c]
             log(f"payments c{c} x {len(chunk)}")
-            record(load(f"payments c{c}", pay_requests(urls, payers, chunk), c, 1 if c == 1 else clients,
+            sampler = PgWaitSampler(db_url) if db_url.startswith("postgres") else None
+            if sampler:
+                sampler.__enter__()
+            try:
+                record(load(f"payments c{c}", pay_requests(urls, payers, chunk), c, 1 if c == 1 else clients,
                             ok_status=(201,), max_seconds=sizes["cap"]))
+            finally:
+                if sampler:
+                    sampler.__exit__()
+                    waits[f"c{c}"] = sampler.summary()
+        if waits:
+            report["pg_sessions_during_payments"] = waits
         if counters_before:
             after = pg_counters(db_url)
             n = sum(w[f"payments c{c}"]["ok"] for c in counts)
