@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fulmen import BadRequest, Host, InvoiceRequest, WalletAuth, require_wallet_key
 from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Router, get, post
 from litestar.di import Provide
 from litestar.response import Response
-
-from fulmen import BadRequest, Host, InvoiceRequest, WalletAuth, require_wallet_key
 
 from .store import paid_invoices
 

@@ -7,7 +7,6 @@ import logging
 import re
 
 import pytest
-
 from fulmen import hookimpl
 from fulmen.app import create_app
 from fulmen.host import Host

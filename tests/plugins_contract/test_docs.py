@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from fulmen import hookspecs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +29,7 @@ def test_hooks_are_found():
 
 def doc_section(name: str) -> str:
     text = DOCS.read_text()
-    match = re.search(rf"^### `{name}`\n(.*?)(?=^#{{1,3}} |\Z)", text, re.S | re.M)
+    match = re.search(rf"^### `{name}`\n(.*?)(?=^#{{1,3}} |\Z)", text, re.DOTALL | re.MULTILINE)
     return match.group(1) if match else ""
 
 
@@ -58,7 +57,7 @@ def test_every_hook_is_documented_in_its_spec(name):
 def test_every_hook_is_documented_with_an_example(name):
     section = doc_section(name)
     assert section, f"docs/plugins.md has no section '### `{name}`'"
-    examples = re.findall(r"```python\n(.*?)```", section, re.S)
+    examples = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     assert any(re.search(rf"def {name}\(", ex) for ex in examples), \
         f"docs/plugins.md: the `{name}` section needs a python example implementing it"
     for ex in examples:

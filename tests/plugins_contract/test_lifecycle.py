@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from litestar import get
-
 from fulmen import hookimpl, query
 from fulmen.testing import plugin
+from litestar import get
 
 from .helpers import make_app
 

@@ -8,7 +8,6 @@ import time
 
 import httpx
 import pytest
-
 from fulmen.testing import (
     ADMIN_KEY,
     POSTGRES_URL,

@@ -8,9 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import fulmen
+import pytest
 from fulmen.scaffold import render
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,8 +1,7 @@
 """Create the table of paid invoices. The same SQL runs on SQLite and PostgreSQL."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
 from fulmen import run_ddl
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
 ID = "2026-01-01T00:00:00:000000"
 DESCRIPTION = "paid invoices"
