@@ -3,9 +3,9 @@
 How an event travels:
 
 1. Inside the payment's transaction, `EventBus.write` (a payment outbox
-   writer) takes the wallet's next event number from `fulmen_event_seq` and
-   stores the event in `fulmen_event`. Taking the number locks the wallet's
-   counter row until the commit, so a wallet's events commit in number order
+   writer) takes the wallet's next event number (`fulmen_wallet.event_seq`)
+   and stores the event in `fulmen_event`. Taking the number locks the
+   wallet's row until the commit, so a wallet's events commit in number order
    and a number is never skipped.
 2. After the commit, `EventBus.on_settled` (a payment listener) hands the
    event to this process's subscribers and, with REDIS_URL set, publishes it
@@ -87,6 +87,9 @@ class Event:
     payment_hash: str
     data: dict[str, Any]  # {"wallet_balance": sats, "payment": Payment.to_lnbits()}
     created_at: int  # Unix ms
+    #: the wallet's webhook endpoint count when the event was written (lets
+    #: the webhook writer skip its query for the many wallets without any)
+    wallet_webhooks: int = 0
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Event":
@@ -340,25 +343,26 @@ class EventBus:
         if event_type is None:
             return
         now = now_ms()
+        # One statement: the wallet's next event number and its balance. The
+        # payment has already locked this wallet row in this transaction.
         rows = await query(
-            "INSERT INTO fulmen_event_seq (wallet_id, last_seq) VALUES ({}, 1) "
-            "ON CONFLICT (wallet_id) DO UPDATE SET last_seq = fulmen_event_seq.last_seq + 1 "
-            "RETURNING last_seq",
+            "UPDATE fulmen_wallet SET event_seq = event_seq + 1 WHERE id = {} "
+            "RETURNING event_seq, balance_msat, webhook_endpoints",
             payment.wallet_id,
         )
-        seq = int(rows[0]["last_seq"])
-        balance = await query("SELECT balance_msat FROM fulmen_wallet WHERE id = {}", payment.wallet_id)
+        seq = int(rows[0]["event_seq"])
         data = {
-            "wallet_balance": int(balance[0]["balance_msat"]) // 1000 if balance else 0,
+            "wallet_balance": int(rows[0]["balance_msat"]) // 1000,
             "payment": payment.to_lnbits(),
         }
+        endpoints = int(rows[0]["webhook_endpoints"])
         rows = await query(
             "INSERT INTO fulmen_event (wallet_id, seq, type, payment_id, payment_hash, data, created_at) "
             "VALUES ({}, {}, {}, {}, {}, {}, {}) RETURNING id",
             payment.wallet_id, seq, event_type, payment.id, payment.payment_hash, json.dumps(data), now,
         )
         event = Event(int(rows[0]["id"]), payment.wallet_id, seq, event_type, payment.id,
-                      payment.payment_hash, data, now)
+                      payment.payment_hash, data, now, wallet_webhooks=endpoints)
         for writer in self.writers:
             await writer(event, payment)
         self._written[(payment.id, event_type)] = event
@@ -450,8 +454,8 @@ class EventBus:
     # --- reading the log -------------------------------------------------------------
 
     async def last_seq(self, wallet_id: str) -> int:
-        rows = await query("SELECT last_seq FROM fulmen_event_seq WHERE wallet_id = {}", wallet_id)
-        return int(rows[0]["last_seq"]) if rows else 0
+        rows = await query("SELECT event_seq FROM fulmen_wallet WHERE id = {}", wallet_id)
+        return int(rows[0]["event_seq"]) if rows else 0
 
     async def first_seq_after(self, wallet_id: str, after: int) -> int | None:
         rows = await query(
@@ -490,7 +494,7 @@ class EventBus:
         cutoff = now_ms() - int(self.config.event_retention_hours * 3_600_000)
         await query(
             "DELETE FROM fulmen_event WHERE created_at < {} AND seq <= "
-            "(SELECT s.last_seq FROM fulmen_event_seq s WHERE s.wallet_id = fulmen_event.wallet_id) - {}",
+            "(SELECT w.event_seq FROM fulmen_wallet w WHERE w.id = fulmen_event.wallet_id) - {}",
             cutoff, self.config.event_retention_count,
         )
 

@@ -34,6 +34,8 @@ class Wallet(Table, tablename="fulmen_wallet"):
     currency = Varchar(length=8, null=True, default=None)
     #: the running balance; equals the sum of this wallet's ledger entries
     balance_msat = BigInt(default=0)
+    event_seq = BigInt(default=0)
+    webhook_endpoints = Integer(default=0)
     deleted = Boolean(default=False)
     created_at = BigInt()
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .db import now_ms, query
+from .db import now_ms, query, transaction
 from .errors import BadRequest, NotFound
 from .events import EVENT_TYPES, Event
 from .keys import new_id
@@ -183,11 +183,14 @@ class WebhookService:
         )
         if int(count[0]["n"]) >= MAX_ENDPOINTS_PER_WALLET:
             raise BadRequest(f"a wallet can have at most {MAX_ENDPOINTS_PER_WALLET} webhook endpoints")
-        rows = await query(
-            "INSERT INTO fulmen_webhook_endpoint (id, wallet_id, url, events, description, secret, "
-            "deleted, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}) RETURNING *",
-            new_id(), wallet_id, url, ",".join(types), description, new_secret(), False, now_ms(),
-        )
+        async with transaction():
+            rows = await query(
+                "INSERT INTO fulmen_webhook_endpoint (id, wallet_id, url, events, description, secret, "
+                "deleted, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}) RETURNING *",
+                new_id(), wallet_id, url, ",".join(types), description, new_secret(), False, now_ms(),
+            )
+            await query("UPDATE fulmen_wallet SET webhook_endpoints = webhook_endpoints + 1 WHERE id = {}",
+                        wallet_id)
         return endpoint_json(rows[0], secret=True)
 
     async def list_endpoints(self, wallet_id: str) -> list[dict[str, Any]]:
@@ -208,13 +211,16 @@ class WebhookService:
         return rows[0]
 
     async def delete_endpoint(self, wallet_id: str, endpoint_id: str) -> None:
-        rows = await query(
-            "UPDATE fulmen_webhook_endpoint SET deleted = {} WHERE id = {} AND wallet_id = {} "
-            "AND NOT deleted RETURNING id",
-            True, endpoint_id, wallet_id,
-        )
-        if not rows:
-            raise NotFound("Webhook endpoint not found.")
+        async with transaction():
+            rows = await query(
+                "UPDATE fulmen_webhook_endpoint SET deleted = {} WHERE id = {} AND wallet_id = {} "
+                "AND NOT deleted RETURNING id",
+                True, endpoint_id, wallet_id,
+            )
+            if not rows:
+                raise NotFound("Webhook endpoint not found.")
+            await query("UPDATE fulmen_wallet SET webhook_endpoints = webhook_endpoints - 1 WHERE id = {}",
+                        wallet_id)
         now = now_ms()
         await query(
             "UPDATE fulmen_webhook_delivery SET status = 'failed', last_error = 'endpoint deleted', "
@@ -277,10 +283,13 @@ class WebhookService:
 
     async def write(self, event: Event, payment: Payment) -> None:
         """Event writer: one delivery row per matching endpoint (and the invoice's URL)."""
+        invoice_hook = event.type == "payment.received" and payment.webhook
+        if not event.wallet_webhooks and not invoice_hook:
+            return  # the common case: nothing to deliver, no query
         endpoints = await query(
             "SELECT id, url, events FROM fulmen_webhook_endpoint WHERE wallet_id = {} AND NOT deleted",
             event.wallet_id,
-        )
+        ) if event.wallet_webhooks else []
         now = now_ms()
         give_up = now + self._retry_window_ms()
         targets: list[tuple[str | None, str, str]] = [

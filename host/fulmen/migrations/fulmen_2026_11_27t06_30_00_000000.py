@@ -21,6 +21,10 @@ CREATE TABLE fulmen_wallet (
     name TEXT NOT NULL DEFAULT '',
     currency VARCHAR(8),
     balance_msat BIGINT NOT NULL DEFAULT 0 CHECK (balance_msat >= 0),
+    -- the number of this wallet's latest event (events are numbered per wallet)
+    event_seq BIGINT NOT NULL DEFAULT 0,
+    -- live webhook endpoints, so payments of wallets without any skip the lookup
+    webhook_endpoints INTEGER NOT NULL DEFAULT 0,
     deleted BOOLEAN NOT NULL DEFAULT FALSE,
     created_at BIGINT NOT NULL
 );

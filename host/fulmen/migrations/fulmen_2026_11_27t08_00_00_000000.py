@@ -9,13 +9,6 @@ VERSION = "1.0"
 DESCRIPTION = "event log, webhook endpoints and deliveries"
 
 DDL = """
--- One row per wallet: the last event number handed out. Taking the next
--- number locks this row until the payment's transaction commits, so a
--- wallet's events commit in the order of their numbers.
-CREATE TABLE fulmen_event_seq (
-    wallet_id VARCHAR(32) PRIMARY KEY,
-    last_seq BIGINT NOT NULL
-);
 CREATE TABLE fulmen_event (
     id {serial} PRIMARY KEY,
     wallet_id VARCHAR(32) NOT NULL,
