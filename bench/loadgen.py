@@ -78,7 +78,8 @@ class LoadResult:
             "client_cpu_s": round(self.client_cpu_s, 2),
             # share of one core the client processes used while the load ran
             "client_cpu_pct_of_core": round(100 * self.client_cpu_s / self.elapsed_s, 1)
-            if self.elapsed_s else 0.0,
+            if self.elapsed_s
+            else 0.0,
             "client_processes": self.client_processes,
             "client_engine": self.engine,
         }
@@ -101,8 +102,9 @@ def engine_name() -> str:
         return "httpx"
 
 
-async def _drive(chunk: list[tuple], concurrency: int, start_at: float, keep: bool,
-                 max_seconds: float | None) -> dict[str, Any]:
+async def _drive(
+    chunk: list[tuple], concurrency: int, start_at: float, keep: bool, max_seconds: float | None
+) -> dict[str, Any]:
     try:
         import uvloop  # noqa: F401
     except ImportError:
@@ -115,7 +117,9 @@ async def _drive(chunk: list[tuple], concurrency: int, start_at: float, keep: bo
         import aiohttp
 
         connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-        session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
+        session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+        )
 
         async def send(method, url, headers, data):
             async with session.request(method, url, headers=headers, data=data) as resp:
@@ -127,8 +131,10 @@ async def _drive(chunk: list[tuple], concurrency: int, start_at: float, keep: bo
     else:
         import httpx
 
-        client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency,
-                                                                  max_keepalive_connections=concurrency))
+        client = httpx.AsyncClient(
+            timeout=60,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
 
         async def send(method, url, headers, data):
             resp = await client.request(method, url, headers=headers, content=data)
@@ -203,12 +209,17 @@ def run_load(
     encoded = [r.encoded() for r in requests]
     # Request i goes to process i % processes; concurrency split as evenly as possible.
     chunks = [encoded[p::processes] for p in range(processes)]
-    conc = [concurrency // processes + (1 if p < concurrency % processes else 0) for p in range(processes)]
+    conc = [
+        concurrency // processes + (1 if p < concurrency % processes else 0)
+        for p in range(processes)
+    ]
     start_at = time.time() + 0.5 + 0.05 * processes
     ctx = mp.get_context("fork")
     with ctx.Pool(processes) as pool:
-        parts = pool.map(_child, [(chunks[p], conc[p], start_at, keep_bodies, max_seconds)
-                                  for p in range(processes)])
+        parts = pool.map(
+            _child,
+            [(chunks[p], conc[p], start_at, keep_bodies, max_seconds) for p in range(processes)],
+        )
     latencies: list[float] = []
     errors = 0
     samples: list[str] = []

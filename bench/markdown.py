@@ -1,6 +1,6 @@
 """Turn a result file of bench/run.py into the Markdown used in docs/performance.md.
 
-    uv run python bench/markdown.py bench/results/<file>.json [...]
+uv run python bench/markdown.py bench/results/<file>.json [...]
 """
 
 from __future__ import annotations
@@ -25,45 +25,59 @@ def render(path: Path) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r["workloads"].items():
-        lines.append(f"| {name} | {s['requests']} | {s['errors']} | {s['throughput_per_s']} | {s['p50_ms']} | "
-                     f"{s['p90_ms']} | {s['p99_ms']} | {s['client_cpu_pct_of_core']} | "
-                     f"{s.get('server_cpu_ms_per_request', '')} |")
+        lines.append(
+            f"| {name} | {s['requests']} | {s['errors']} | {s['throughput_per_s']} | {s['p50_ms']} | "
+            f"{s['p90_ms']} | {s['p99_ms']} | {s['client_cpu_pct_of_core']} | "
+            f"{s.get('server_cpu_ms_per_request', '')} |"
+        )
     lines.append("")
     c = r.get("ceilings", {})
     if c.get("health_wrk"):
-        lines.append(f"- Ceiling `GET /health` with wrk: {c['health_wrk'].get('throughput_per_s')} req/s")
+        lines.append(
+            f"- Ceiling `GET /health` with wrk: {c['health_wrk'].get('throughput_per_s')} req/s"
+        )
     if c.get("pgbench"):
-        lines.append(f"- Ceiling `pgbench -c 32 -j 2 -T 10 -N`: {round(c['pgbench'].get('tps', 0))} tps "
-                     f"(average latency {c['pgbench'].get('latency_avg_ms')} ms)")
+        lines.append(
+            f"- Ceiling `pgbench -c 32 -j 2 -T 10 -N`: {round(c['pgbench'].get('tps', 0))} tps "
+            f"(average latency {c['pgbench'].get('latency_avg_ms')} ms)"
+        )
     if r.get("db_work_per_payment"):
         w = r["db_work_per_payment"]
-        lines.append(f"- PostgreSQL per payment: {w.get('xact_commit')} transactions, "
-                     f"{w.get('tup_inserted')} rows inserted, {w.get('tup_updated')} updated, "
-                     f"{w.get('tup_returned')} rows returned by scans")
+        lines.append(
+            f"- PostgreSQL per payment: {w.get('xact_commit')} transactions, "
+            f"{w.get('tup_inserted')} rows inserted, {w.get('tup_updated')} updated, "
+            f"{w.get('tup_returned')} rows returned by scans"
+        )
     ev = r.get("event_latency")
     if ev:
         lines.append(f"- Event latency (pay request → WebSocket event): `{json.dumps(ev)}`")
     ct = r.get("contention")
     if ct:
-        lines.append(f"- Contention: {ct['successes']} of {ct['concurrent_payments']} succeeded "
-                     f"(expected {ct['expected_successes']}), statuses {ct['statuses']}, "
-                     f"lowest balance seen {ct['min_balance_seen_msat']} msat over {ct['balance_polls']} polls: "
-                     f"{'pass' if ct['pass'] else 'FAIL'}")
+        lines.append(
+            f"- Contention: {ct['successes']} of {ct['concurrent_payments']} succeeded "
+            f"(expected {ct['expected_successes']}), statuses {ct['statuses']}, "
+            f"lowest balance seen {ct['min_balance_seen_msat']} msat over {ct['balance_polls']} polls: "
+            f"{'pass' if ct['pass'] else 'FAIL'}"
+        )
     mem = r.get("memory", {})
     if mem.get("samples"):
         soak = mem.get("soak", {})
-        lines.append(f"- RSS: idle {mem['samples'][0]['rss_mb']} MB, end {mem['samples'][-1]['rss_mb']} MB; "
-                     f"soak {soak.get('payments')} payments in {soak.get('seconds')} s "
-                     f"({soak.get('throughput_per_s')}/s, {soak.get('errors')} errors"
-                     f"{', stopped by the time cap' if soak.get('capped_by_time') else ''}), "
-                     f"growth over the soak {mem.get('growth_mb')} MB")
+        lines.append(
+            f"- RSS: idle {mem['samples'][0]['rss_mb']} MB, end {mem['samples'][-1]['rss_mb']} MB; "
+            f"soak {soak.get('payments')} payments in {soak.get('seconds')} s "
+            f"({soak.get('throughput_per_s')}/s, {soak.get('errors')} errors"
+            f"{', stopped by the time cap' if soak.get('capped_by_time') else ''}), "
+            f"growth over the soak {mem.get('growth_mb')} MB"
+        )
     if r.get("audit"):
         lines.append(f"- `fulmen audit`: {'exact' if r['audit']['ok'] else 'MISMATCH'}")
     lines.append("")
     lines.append("| budget | value | result |")
     lines.append("|---|---|---|")
     for b in r["budgets"]:
-        lines.append(f"| {b['budget']} | {b['value']} | {({True: 'PASS', False: 'FAIL', None: 'n/a'})[b['pass']]} |")
+        lines.append(
+            f"| {b['budget']} | {b['value']} | {({True: 'PASS', False: 'FAIL', None: 'n/a'})[b['pass']]} |"
+        )
     return "\n".join(lines)
 
 

@@ -42,14 +42,38 @@ ADMIN_KEY = "bench-admin-key-0123456789abcdef"
 # --- sizes ----------------------------------------------------------------------
 
 FULL = {
-    "health": 5000, "accounts": 300, "pay_c1": 300, "pay_c8": 1000, "pay_c32": 2000, "pay_c64": 2000,
-    "history_rows": 100_000, "history_reads": 300, "events": 50, "contention_k": 64,
-    "soak": 100_000, "soak_seconds": 180, "profile_payments": 1500, "scale_n": 1000, "cap": 30,
+    "health": 5000,
+    "accounts": 300,
+    "pay_c1": 300,
+    "pay_c8": 1000,
+    "pay_c32": 2000,
+    "pay_c64": 2000,
+    "history_rows": 100_000,
+    "history_reads": 300,
+    "events": 50,
+    "contention_k": 64,
+    "soak": 100_000,
+    "soak_seconds": 180,
+    "profile_payments": 1500,
+    "scale_n": 1000,
+    "cap": 30,
 }
 QUICK = {
-    "health": 2000, "accounts": 100, "pay_c1": 100, "pay_c8": 300, "pay_c32": 600, "pay_c64": 600,
-    "history_rows": 100_000, "history_reads": 100, "events": 20, "contention_k": 64,
-    "soak": 10_000, "soak_seconds": 60, "profile_payments": 600, "scale_n": 400, "cap": 15,
+    "health": 2000,
+    "accounts": 100,
+    "pay_c1": 100,
+    "pay_c8": 300,
+    "pay_c32": 600,
+    "pay_c64": 600,
+    "history_rows": 100_000,
+    "history_reads": 100,
+    "events": 20,
+    "contention_k": 64,
+    "soak": 10_000,
+    "soak_seconds": 60,
+    "profile_payments": 600,
+    "scale_n": 400,
+    "cap": 15,
 }
 
 # (name, check(results) -> (value, passed) | None)
@@ -63,7 +87,13 @@ BUDGETS = [
 ]
 LIGHT_BUDGETS = [  # issue 2's lighter budgets
     ("(light) internal payment p50 <= 10 ms at concurrency 1", "payments c1", "p50_ms", "<=", 10),
-    ("(light) internal payments >= 300/s at concurrency 32", "payments c32", "throughput_per_s", ">=", 300),
+    (
+        "(light) internal payments >= 300/s at concurrency 32",
+        "payments c32",
+        "throughput_per_s",
+        ">=",
+        300,
+    ),
     ("(light) account creation p50 <= 10 ms", "accounts c1", "p50_ms", "<=", 10),
 ]
 RSS_BUDGET_MB = 150
@@ -78,8 +108,11 @@ def log(msg: str) -> None:
 
 
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"cores": cpu_count(), "python": platform.python_version(),
-                            "kernel": platform.release()}
+    info: dict[str, Any] = {
+        "cores": cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -96,10 +129,19 @@ def machine() -> dict[str, Any]:
 
 def git_commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "host", "plugins"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "host", "plugins"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -151,7 +193,9 @@ def first_party_plugins() -> list[str]:
 class Cluster:
     """N `fulmen serve` processes on one database (and Redis when N > 1)."""
 
-    def __init__(self, db: str, processes: int, workdir: Path, redis_url: str, plugins: str = "all") -> None:
+    def __init__(
+        self, db: str, processes: int, workdir: Path, redis_url: str, plugins: str = "all"
+    ) -> None:
         self.db_kind = db
         self.processes = processes
         self.workdir = workdir
@@ -217,18 +261,30 @@ class Cluster:
 
 def audit(db_url: str, data_dir: Path | None) -> dict[str, Any]:
     """`fulmen audit` (the CLI) against the benchmark's database."""
-    env = {**os.environ, "DATABASE_URL": db_url if db_url.startswith("postgres") else "",
-           "FULMEN_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url if db_url.startswith("postgres") else "",
+        "FULMEN_LOG_LEVEL": "WARNING",
+    }
     if data_dir:
         env["FULMEN_DATA_DIR"] = str(data_dir)
     if db_url.startswith("sqlite:///"):
         env["FULMEN_DATA_DIR"] = str(Path(db_url.removeprefix("sqlite:///")).parent)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "fulmen", "audit"], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fulmen", "audit"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = (proc.stdout + proc.stderr).strip().splitlines()
-    return {"exit_code": proc.returncode, "ok": proc.returncode == 0, "output": out[-5:],
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "exit_code": proc.returncode,
+        "ok": proc.returncode == 0,
+        "output": out[-5:],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 # --- the API, for untimed set-up ------------------------------------------------------------
@@ -246,8 +302,11 @@ class Api:
         return r.json()
 
     def fund(self, wallet_id: str, sats: int) -> None:
-        r = self.client.put(self.urls[0] + "/users/api/v1/balance", json={"id": wallet_id, "amount": sats},
-                            headers=self.admin)
+        r = self.client.put(
+            self.urls[0] + "/users/api/v1/balance",
+            json={"id": wallet_id, "amount": sats},
+            headers=self.admin,
+        )
         r.raise_for_status()
 
     def balance_msat(self, wallet: dict[str, Any]) -> int:
@@ -256,19 +315,40 @@ class Api:
         return int(r.json()["balance"])
 
 
-def invoice_requests(urls: list[str], payees: list[dict], n: int, sats: int, memo: str) -> list[Req]:
-    return [Req("POST", urls[i % len(urls)] + "/api/v1/payments", {"X-Api-Key": payees[i % len(payees)]["inkey"]},
-                {"out": False, "amount": sats, "memo": f"{memo} {i}"}) for i in range(n)]
+def invoice_requests(
+    urls: list[str], payees: list[dict], n: int, sats: int, memo: str
+) -> list[Req]:
+    return [
+        Req(
+            "POST",
+            urls[i % len(urls)] + "/api/v1/payments",
+            {"X-Api-Key": payees[i % len(payees)]["inkey"]},
+            {"out": False, "amount": sats, "memo": f"{memo} {i}"},
+        )
+        for i in range(n)
+    ]
 
 
 def pay_requests(urls: list[str], payers: list[dict], bolt11s: list[str]) -> list[Req]:
-    return [Req("POST", urls[i % len(urls)] + "/api/v1/payments", {"X-Api-Key": payers[i % len(payers)]["adminkey"]},
-                {"out": True, "bolt11": b}) for i, b in enumerate(bolt11s)]
+    return [
+        Req(
+            "POST",
+            urls[i % len(urls)] + "/api/v1/payments",
+            {"X-Api-Key": payers[i % len(payers)]["adminkey"]},
+            {"out": True, "bolt11": b},
+        )
+        for i, b in enumerate(bolt11s)
+    ]
 
 
 def make_invoices(urls, payees, n, sats, memo, clients) -> list[str]:
-    res = run_load("invoices (set-up)", invoice_requests(urls, payees, n, sats, memo), 16, clients,
-                   keep_bodies=True)
+    res = run_load(
+        "invoices (set-up)",
+        invoice_requests(urls, payees, n, sats, memo),
+        16,
+        clients,
+        keep_bodies=True,
+    )
     if res.errors:
         raise RuntimeError(f"invoice set-up failed: {res.error_samples}")
     return [r[1]["bolt11"] for r in res.responses if r and r[0] == 201]
@@ -292,8 +372,12 @@ def wrk_health(url: str, seconds: int = 5, connections: int = 32) -> dict[str, A
     wrk = wrk_available()
     if not wrk:
         return None
-    proc = subprocess.run([wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                           url + "/health"], capture_output=True, text=True, timeout=seconds + 30)
+    proc = subprocess.run(
+        [wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", url + "/health"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    )
     out = proc.stdout
     result: dict[str, Any] = {"tool": "wrk -t1", "connections": connections, "seconds": seconds}
     for line in out.splitlines():
@@ -316,12 +400,21 @@ def pgbench_ceiling(seconds: int = 10) -> dict[str, Any] | None:
         return None
     url = asyncio.run(create_postgres_database())
     try:
-        init = subprocess.run([pgbench, "-i", "-s", "1", "-q", url], capture_output=True, text=True, timeout=120)
+        init = subprocess.run(
+            [pgbench, "-i", "-s", "1", "-q", url], capture_output=True, text=True, timeout=120
+        )
         if init.returncode:
             return {"error": init.stderr[-300:]}
-        proc = subprocess.run([pgbench, "-c", "32", "-j", "2", "-T", str(seconds), "-N", url],
-                              capture_output=True, text=True, timeout=seconds + 60)
-        result: dict[str, Any] = {"command": f"pgbench -c 32 -j 2 -T {seconds} -N", "server": POSTGRES_URL}
+        proc = subprocess.run(
+            [pgbench, "-c", "32", "-j", "2", "-T", str(seconds), "-N", url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+        result: dict[str, Any] = {
+            "command": f"pgbench -c 32 -j 2 -T {seconds} -N",
+            "server": POSTGRES_URL,
+        }
         for line in proc.stdout.splitlines():
             if line.startswith("tps ="):
                 result["tps"] = float(line.split()[2])
@@ -340,12 +433,14 @@ def pg_counters(db_url: str) -> dict[str, int]:
         try:
             row = await conn.fetchrow(
                 "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated "
-                "FROM pg_stat_database WHERE datname = current_database()")
+                "FROM pg_stat_database WHERE datname = current_database()"
+            )
             out = dict(row)
             # per table: which ones are scanned sequentially, and how much
             for t in await conn.fetch(
-                    "SELECT relname, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch "
-                    "FROM pg_stat_user_tables"):
+                "SELECT relname, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch "
+                "FROM pg_stat_user_tables"
+            ):
                 for k in ("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch"):
                     out[f"{t['relname']}.{k}"] = int(t[k] or 0)
             return out
@@ -378,7 +473,8 @@ class PgWaitSampler:
                 rows = await conn.fetch(
                     "SELECT state, wait_event_type, wait_event, left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS q "
                     "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND state <> 'idle'")
+                    "AND state <> 'idle'"
+                )
                 self.samples += 1
                 for r in rows:
                     what = f"{r['state']}: {r['wait_event_type'] or 'CPU'}/{r['wait_event'] or '-'}"
@@ -401,8 +497,10 @@ class PgWaitSampler:
         return {
             "samples": self.samples,
             "busy_sessions_avg": round(sum(self.counts.values()) / n, 2),
-            "top": [{"state": w, "query": q, "sessions_avg": round(c / n, 2)}
-                    for (w, q), c in self.counts.most_common(top)],
+            "top": [
+                {"state": w, "query": q, "sessions_avg": round(c / n, 2)}
+                for (w, q), c in self.counts.most_common(top)
+            ],
         }
 
 
@@ -454,7 +552,9 @@ def analyse_profile(raw: Path) -> dict[str, Any]:
             if any(any(s in f for s in needles) for f in frames):
                 cat_incl[label] += n
         for frame in reversed(frames):
-            hit = next((label for label, needles in CATEGORIES if any(s in frame for s in needles)), None)
+            hit = next(
+                (label for label, needles in CATEGORIES if any(s in frame for s in needles)), None
+            )
             if hit:
                 cat_self[hit] += n
                 break
@@ -469,8 +569,11 @@ def analyse_profile(raw: Path) -> dict[str, Any]:
         "self_by_library_pct": {k: pct(v) for k, v in cat_self.most_common()},
         "stack_touches_library_pct": {k: pct(v) for k, v in cat_incl.most_common()},
         "top_self": [(f, pct(c)) for f, c in self_counts.most_common(15)],
-        "top_total": [(f, pct(c)) for f, c in total_counts.most_common(40)
-                      if "fulmen" in f or "piccolo" in f or "asyncpg" in f or "bolt11" in f][:20],
+        "top_total": [
+            (f, pct(c))
+            for f, c in total_counts.most_common(40)
+            if "fulmen" in f or "piccolo" in f or "asyncpg" in f or "bolt11" in f
+        ][:20],
     }
 
 
@@ -483,9 +586,27 @@ def profile_under_load(pid: int, seconds: int, run) -> dict[str, Any]:
         return {"skipped": "py-spy not found (pip install py-spy, or install uv for uvx)"}
     raw = Path(tempfile.gettempdir()) / f"fulmen-bench-{pid}.txt"
     svg = Path(tempfile.gettempdir()) / f"fulmen-bench-{pid}.svg"
-    spy = subprocess.Popen(cmd + ["record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250",
-                                  "--format", "raw", "--output", str(raw), "--nonblocking", "--gil"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    spy = subprocess.Popen(
+        cmd
+        + [
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+            "--nonblocking",
+            "--gil",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     time.sleep(2.0)  # let py-spy attach (uvx may download it first)
     result = run()
     out, _ = spy.communicate(timeout=seconds + 120)
@@ -539,29 +660,49 @@ def contention_check(api: Api, urls: list[str], clients: int, k: int) -> dict[st
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
-    res = load("contention", pay_requests(urls, [payer], bolt11s), k, clients, keep_bodies=True,
-                   ok_status=(201,))
+    res = load(
+        "contention",
+        pay_requests(urls, [payer], bolt11s),
+        k,
+        clients,
+        keep_bodies=True,
+        ok_status=(201,),
+    )
     time.sleep(0.2)
     stop.set()
     poller.join(5)
     statuses = collections.Counter(r[0] for r in res.responses if r)
     refusals = [r[1] for r in res.responses if r and r[0] != 201]
     refusal_texts = collections.Counter(
-        (b.get("detail") if isinstance(b, dict) else str(b))[:80] for b in refusals)
+        (b.get("detail") if isinstance(b, dict) else str(b))[:80] for b in refusals
+    )
     final = api.balance_msat(payer)
     expected_final = (s - expected * amount) * 1000
-    ok = (res.ok == expected and final == expected_final and all(x >= 0 for x in seen)
-          and all(400 <= st < 500 for st in statuses if st != 201))
+    ok = (
+        res.ok == expected
+        and final == expected_final
+        and all(x >= 0 for x in seen)
+        and all(400 <= st < 500 for st in statuses if st != 201)
+    )
     return {
-        "funded_sats": s, "amount_sats": amount, "concurrent_payments": k,
-        "expected_successes": expected, "successes": res.ok, "statuses": dict(statuses),
-        "refusals": dict(refusal_texts), "final_balance_msat": final, "expected_final_balance_msat": expected_final,
-        "balance_polls": len(seen), "min_balance_seen_msat": min(seen) if seen else None,
+        "funded_sats": s,
+        "amount_sats": amount,
+        "concurrent_payments": k,
+        "expected_successes": expected,
+        "successes": res.ok,
+        "statuses": dict(statuses),
+        "refusals": dict(refusal_texts),
+        "final_balance_msat": final,
+        "expected_final_balance_msat": expected_final,
+        "balance_polls": len(seen),
+        "min_balance_seen_msat": min(seen) if seen else None,
         "pass": ok,
     }
 
 
-def history(api: Api, urls: list[str], db_url: str, sizes: dict, clients: int, report: dict, record) -> None:
+def history(
+    api: Api, urls: list[str], db_url: str, sizes: dict, clients: int, report: dict, record
+) -> None:
     """A 50-row history page of a wallet holding `history_rows` payments."""
     hist = api.account("bench history")
     if db_url:
@@ -569,12 +710,16 @@ def history(api: Api, urls: list[str], db_url: str, sizes: dict, clients: int, r
         report["history_seed"] = seed_history(db_url, hist["id"], sizes["history_rows"])
     else:
         report["history_seed"] = {"skipped": "no --database-url; history wallet is empty"}
-    reqs = [Req("GET", urls[i % len(urls)] + "/api/v1/payments?limit=50", {"X-Api-Key": hist["inkey"]})
-            for i in range(sizes["history_reads"])]
+    reqs = [
+        Req("GET", urls[i % len(urls)] + "/api/v1/payments?limit=50", {"X-Api-Key": hist["inkey"]})
+        for i in range(sizes["history_reads"])
+    ]
     res = load("history c1", reqs, 1, 1, keep_bodies=True, max_seconds=sizes["cap"])
     page = res.responses[0][1] if res.responses else None
     record(res)
-    report["workloads"]["history c1"]["rows_per_page"] = len(page) if isinstance(page, list) else None
+    report["workloads"]["history c1"]["rows_per_page"] = (
+        len(page) if isinstance(page, list) else None
+    )
     record(load("history c8", reqs, 8, clients, max_seconds=sizes["cap"]))
 
 
@@ -593,27 +738,52 @@ def event_latency(urls: list[str], n: int) -> dict[str, Any]:
 
 def main() -> int:
     global ADMIN_KEY
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    ap.add_argument("--processes", type=int, default=1, help="host processes (>1 needs postgres; uses Redis)")
-    ap.add_argument("--url", action="append", help="target running server(s) instead of starting them")
-    ap.add_argument("--admin-key", default=os.environ.get("FULMEN_ADMIN_KEY", "bench-admin-key-0123456789abcdef"))
-    ap.add_argument("--database-url", default="", help="with --url: the server's DATABASE_URL, for "
-                    "seeding the history wallet, the soak invoices and the audit")
-    ap.add_argument("--pid", type=int, action="append", help="with --url: server pid(s) for RSS and profile")
+    ap.add_argument(
+        "--processes", type=int, default=1, help="host processes (>1 needs postgres; uses Redis)"
+    )
+    ap.add_argument(
+        "--url", action="append", help="target running server(s) instead of starting them"
+    )
+    ap.add_argument(
+        "--admin-key",
+        default=os.environ.get("FULMEN_ADMIN_KEY", "bench-admin-key-0123456789abcdef"),
+    )
+    ap.add_argument(
+        "--database-url",
+        default="",
+        help="with --url: the server's DATABASE_URL, for "
+        "seeding the history wallet, the soak invoices and the audit",
+    )
+    ap.add_argument(
+        "--pid", type=int, action="append", help="with --url: server pid(s) for RSS and profile"
+    )
     ap.add_argument("--quick", action="store_true", help="smaller counts (about 2 minutes)")
     ap.add_argument("--clients", type=int, default=max(2, cpu_count()), help="client processes")
-    ap.add_argument("--soak", type=int, help="payments in the memory soak (default 100000; quick 10000)")
+    ap.add_argument(
+        "--soak", type=int, help="payments in the memory soak (default 100000; quick 10000)"
+    )
     ap.add_argument("--soak-seconds", type=int, help="time cap on the soak (default 180; quick 60)")
-    ap.add_argument("--plugins", default="all", help="all (installed first-party plugins), none, or a list")
+    ap.add_argument(
+        "--plugins", default="all", help="all (installed first-party plugins), none, or a list"
+    )
     ap.add_argument("--no-profile", action="store_true")
-    ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
-                    "health,history,events,contention,scale,profile,soak,audit")
+    ap.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated sections to leave out: "
+        "health,history,events,contention,scale,profile,soak,audit",
+    )
     ap.add_argument("--no-pgbench", action="store_true")
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     ap.add_argument("--out", default=str(BENCH / "results"))
     args = ap.parse_args()
-    skip = {x.strip() for x in args.skip.split(",") if x.strip()} | ({"profile"} if args.no_profile else set())
+    skip = {x.strip() for x in args.skip.split(",") if x.strip()} | (
+        {"profile"} if args.no_profile else set()
+    )
     ADMIN_KEY = args.admin_key
 
     sizes = dict(QUICK if args.quick else FULL)
@@ -638,13 +808,22 @@ def main() -> int:
         report["target"] = {"urls": urls, "external": True}
     else:
         cluster = Cluster(args.db, args.processes, workdir, args.redis_url, args.plugins)
-        log(f"starting {args.processes} server process(es) on {args.db} (plugins: {cluster.plugins or 'none'})")
+        log(
+            f"starting {args.processes} server process(es) on {args.db} (plugins: {cluster.plugins or 'none'})"
+        )
         cluster.start()
         urls, pids, db_url = cluster.urls, cluster.pids, cluster.db_url
         SERVER_PIDS[:] = pids
-        report["target"] = {"urls": urls, "processes": args.processes, "plugins": cluster.plugins,
-                            "redis": cluster.redis_url if args.processes > 1 else None, "workdir": str(workdir)}
-    report["database"] = database_version(db_url) if db_url else "unknown (--url without --database-url)"
+        report["target"] = {
+            "urls": urls,
+            "processes": args.processes,
+            "plugins": cluster.plugins,
+            "redis": cluster.redis_url if args.processes > 1 else None,
+            "workdir": str(workdir),
+        }
+    report["database"] = (
+        database_version(db_url) if db_url else "unknown (--url without --database-url)"
+    )
     w = report["workloads"]
     memory: dict[str, Any] = {"pids": pids, "samples": []}
     report["memory"] = memory
@@ -657,11 +836,15 @@ def main() -> int:
         cpu = getattr(res, "server_cpu_s", None)
         if cpu is not None and res.requests:
             s["server_cpu_ms_per_request"] = round(1000 * cpu / res.requests, 2)
-            s["server_cpu_pct_of_core"] = round(100 * cpu / res.elapsed_s, 1) if res.elapsed_s else None
+            s["server_cpu_pct_of_core"] = (
+                round(100 * cpu / res.elapsed_s, 1) if res.elapsed_s else None
+            )
         w[key or res.name] = s
-        log(f"{res.name}: {s['ok']} ok, {s['errors']} errors, {s['throughput_per_s']}/s, "
+        log(
+            f"{res.name}: {s['ok']} ok, {s['errors']} errors, {s['throughput_per_s']}/s, "
             f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, client CPU {s['client_cpu_pct_of_core']}% of a core, "
-            f"server CPU {s.get('server_cpu_ms_per_request')} ms/request")
+            f"server CPU {s.get('server_cpu_ms_per_request')} ms/request"
+        )
         return s
 
     clients = args.clients
@@ -674,9 +857,15 @@ def main() -> int:
         report["ceilings"] = {}
         if "health" not in skip:
             log("ceiling: GET /health")
-            record(load("health c32", [Req("GET", urls[i % len(urls)] + "/health")
-                                           for i in range(sizes["health"])], 32, clients,
-                            max_seconds=sizes["cap"]))
+            record(
+                load(
+                    "health c32",
+                    [Req("GET", urls[i % len(urls)] + "/health") for i in range(sizes["health"])],
+                    32,
+                    clients,
+                    max_seconds=sizes["cap"],
+                )
+            )
             report["ceilings"]["health_wrk"] = wrk_health(urls[0])
         if not args.no_pgbench and args.db == "postgres":
             log("ceiling: pgbench -N")
@@ -684,9 +873,17 @@ def main() -> int:
 
         # 2. accounts
         log("accounts")
-        res = load("accounts c1", [Req("POST", urls[i % len(urls)] + "/api/v1/account", {}, {"name": f"bench {i}"})
-                                       for i in range(sizes["accounts"])], 1, 1, keep_bodies=True,
-                       max_seconds=sizes["cap"])
+        res = load(
+            "accounts c1",
+            [
+                Req("POST", urls[i % len(urls)] + "/api/v1/account", {}, {"name": f"bench {i}"})
+                for i in range(sizes["accounts"])
+            ],
+            1,
+            1,
+            keep_bodies=True,
+            max_seconds=sizes["cap"],
+        )
         record(res)
         made = [r[1] for r in res.responses if r and r[0] == 201]
         while len(made) < 128:
@@ -699,8 +896,14 @@ def main() -> int:
         counts = {c: sizes[f"pay_c{c}"] for c in (1, 8, 32, 64)}
         total = sum(counts.values())
         log(f"invoices c8 x {total}")
-        res = load("invoices c8", invoice_requests(urls, payees, total, 1, "bench"), 8, clients,
-                       keep_bodies=True, max_seconds=sizes["cap"] * 1.5)
+        res = load(
+            "invoices c8",
+            invoice_requests(urls, payees, total, 1, "bench"),
+            8,
+            clients,
+            keep_bodies=True,
+            max_seconds=sizes["cap"] * 1.5,
+        )
         record(res)
         bolt11s = [r[1]["bolt11"] for r in res.responses if r and r[0] == 201]
         if len(bolt11s) < total:  # the time cap hit: fewer payments in each run, same proportions
@@ -715,15 +918,23 @@ def main() -> int:
         offset = 0
         waits: dict[str, Any] = {}
         for c in (1, 8, 32, 64):
-            chunk = bolt11s[offset:offset + counts[c]]
+            chunk = bolt11s[offset : offset + counts[c]]
             offset += counts[c]
             log(f"payments c{c} x {len(chunk)}")
             sampler = PgWaitSampler(db_url) if db_url.startswith("postgres") else None
             if sampler:
                 sampler.__enter__()
             try:
-                record(load(f"payments c{c}", pay_requests(urls, payers, chunk), c, 1 if c == 1 else clients,
-                            ok_status=(201,), max_seconds=sizes["cap"]))
+                record(
+                    load(
+                        f"payments c{c}",
+                        pay_requests(urls, payers, chunk),
+                        c,
+                        1 if c == 1 else clients,
+                        ok_status=(201,),
+                        max_seconds=sizes["cap"],
+                    )
+                )
             finally:
                 if sampler:
                     sampler.__exit__()
@@ -734,10 +945,14 @@ def main() -> int:
             after = pg_counters(db_url)
             n = sum(w[f"payments c{c}"]["ok"] for c in counts)
             report["db_work_per_payment"] = {
-                k: round((after[k] - counters_before.get(k, 0)) / n, 2) for k in after
-                if "." not in k or after[k] - counters_before.get(k, 0) > 0}
-            report["db_work_per_payment"]["note"] = ("pg_stat_database deltas over the payment runs divided by "
-                                                     "payments (includes the key lookup and autocommit reads)")
+                k: round((after[k] - counters_before.get(k, 0)) / n, 2)
+                for k in after
+                if "." not in k or after[k] - counters_before.get(k, 0) > 0
+            }
+            report["db_work_per_payment"]["note"] = (
+                "pg_stat_database deltas over the payment runs divided by "
+                "payments (includes the key lookup and autocommit reads)"
+            )
         mem("after payments")
 
         # 4b. scale-out: the same c32/c64 load on one process, then spread over all
@@ -747,11 +962,26 @@ def main() -> int:
                 n = sizes["scale_n"]
                 inv = make_invoices(urls, payees, 2 * n, 1, f"scale c{c}", clients)
                 log(f"scale: payments c{c} on 1 process, then on {len(urls)}")
-                one = load(f"payments c{c} on 1 process", pay_requests(urls[:1], payers, inv[:n]), c, clients,
-                               ok_status=(201,), max_seconds=sizes["cap"])
-                alln = load(f"payments c{c} on {len(urls)} processes", pay_requests(urls, payers, inv[n:]), c,
-                                clients, ok_status=(201,), max_seconds=sizes["cap"])
-                scale[f"c{c}"] = {"1": record(one, one.name), str(len(urls)): record(alln, alln.name)}
+                one = load(
+                    f"payments c{c} on 1 process",
+                    pay_requests(urls[:1], payers, inv[:n]),
+                    c,
+                    clients,
+                    ok_status=(201,),
+                    max_seconds=sizes["cap"],
+                )
+                alln = load(
+                    f"payments c{c} on {len(urls)} processes",
+                    pay_requests(urls, payers, inv[n:]),
+                    c,
+                    clients,
+                    ok_status=(201,),
+                    max_seconds=sizes["cap"],
+                )
+                scale[f"c{c}"] = {
+                    "1": record(one, one.name),
+                    str(len(urls)): record(alln, alln.name),
+                }
             report["scale_out"] = scale
 
         # 5. history page on a wallet with 100k payments
@@ -767,9 +997,11 @@ def main() -> int:
         if "contention" not in skip:
             log("contention check")
             report["contention"] = contention_check(api, urls, clients, sizes["contention_k"])
-            log(f"contention: {report['contention']['successes']} of "
+            log(
+                f"contention: {report['contention']['successes']} of "
                 f"{report['contention']['concurrent_payments']} succeeded (expected "
-                f"{report['contention']['expected_successes']}), pass={report['contention']['pass']}")
+                f"{report['contention']['expected_successes']}), pass={report['contention']['pass']}"
+            )
 
         # 8. profile under the c32 payment load (a separate run, so sampling does not skew the figures)
         if "profile" not in skip and pids:
@@ -779,20 +1011,32 @@ def main() -> int:
             cpu0 = proc_cpu_s(pids[0])
             seconds = 12 if args.quick else 20
             report["profile"] = profile_under_load(
-                pids[0], seconds,
-                lambda: load("payments c32 (profiled)", pay_requests(urls, payers, inv), 32, clients,
-                                 ok_status=(201,), max_seconds=seconds - 2))
+                pids[0],
+                seconds,
+                lambda: load(
+                    "payments c32 (profiled)",
+                    pay_requests(urls, payers, inv),
+                    32,
+                    clients,
+                    ok_status=(201,),
+                    max_seconds=seconds - 2,
+                ),
+            )
             cpu1 = proc_cpu_s(pids[0])
             if cpu0 is not None and cpu1 is not None:
                 paid = report["profile"].get("load", {}).get("ok") or 0
                 if paid:
-                    report["profile"]["server_cpu_ms_per_payment"] = round(1000 * (cpu1 - cpu0) / paid, 2)
+                    report["profile"]["server_cpu_ms_per_payment"] = round(
+                        1000 * (cpu1 - cpu0) / paid, 2
+                    )
 
         # 9. memory soak
         if db_url and pids and "soak" not in skip:
             soak_n = sizes["soak"]
             soak_wallet = api.account("bench soak payee")
-            log(f"soak: seeding {soak_n} invoices, then paying them (cap {sizes['soak_seconds']} s)")
+            log(
+                f"soak: seeding {soak_n} invoices, then paying them (cap {sizes['soak_seconds']} s)"
+            )
             soak_bolt11s = seed_invoices(db_url, soak_wallet["id"], soak_n)
             done, errors, t0 = 0, 0, time.perf_counter()
             chunk_n = 5000 if not args.quick else 2500
@@ -800,10 +1044,16 @@ def main() -> int:
             mem("soak start")
             cpu0 = [proc_cpu_s(p) for p in pids]
             while done < soak_n and time.perf_counter() - t0 < sizes["soak_seconds"]:
-                chunk = soak_bolt11s[done:done + chunk_n]
+                chunk = soak_bolt11s[done : done + chunk_n]
                 left = sizes["soak_seconds"] - (time.perf_counter() - t0)
-                res = load("soak", pay_requests(urls, payers, chunk), 32, clients, ok_status=(201,),
-                               max_seconds=max(1.0, left))
+                res = load(
+                    "soak",
+                    pay_requests(urls, payers, chunk),
+                    32,
+                    clients,
+                    ok_status=(201,),
+                    max_seconds=max(1.0, left),
+                )
                 done += res.requests
                 errors += res.errors
                 soak_runs.append(res.summary())
@@ -812,16 +1062,23 @@ def main() -> int:
             cpu1 = [proc_cpu_s(p) for p in pids]
             rss_series = [s["rss_mb"] for s in memory["samples"] if s["at"].startswith("soak")]
             memory["soak"] = {
-                "payments": done, "errors": errors, "seconds": round(elapsed, 1),
+                "payments": done,
+                "errors": errors,
+                "seconds": round(elapsed, 1),
                 "throughput_per_s": round(done / elapsed, 1) if elapsed else 0,
                 "p50_ms_per_chunk": [r["p50_ms"] for r in soak_runs],
                 "p99_ms_per_chunk": [r["p99_ms"] for r in soak_runs],
-                "server_cpu_ms_per_payment": [round(1000 * (b - a) / done, 2) for a, b in zip(cpu0, cpu1)
-                                              if a is not None and b is not None],
+                "server_cpu_ms_per_payment": [
+                    round(1000 * (b - a) / done, 2)
+                    for a, b in zip(cpu0, cpu1)
+                    if a is not None and b is not None
+                ],
                 "capped_by_time": done < soak_n,
             }
             if len(rss_series) >= 2:
-                memory["growth_mb"] = [round(b - a, 1) for a, b in zip(rss_series[0], rss_series[-1])]
+                memory["growth_mb"] = [
+                    round(b - a, 1) for a, b in zip(rss_series[0], rss_series[-1])
+                ]
         mem("end")
 
         # 10. audit
@@ -835,7 +1092,10 @@ def main() -> int:
     report["budgets"] = check_budgets(report)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{args.db}-{len(urls)}p{'-quick' if args.quick else ''}.json"
+    path = (
+        out_dir
+        / f"{time.strftime('%Y%m%dT%H%M%S')}-{args.db}-{len(urls)}p{'-quick' if args.quick else ''}.json"
+    )
     path.write_text(json.dumps(report, indent=2, default=str))
     print_table(report)
     print(json.dumps(report, default=str))
@@ -852,41 +1112,81 @@ def check_budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"budget": name, "value": value, "pass": passed})
     errors = sum(v.get("errors", 0) for k, v in w.items() if k != "contention")
     soak_errors = report.get("memory", {}).get("soak", {}).get("errors", 0)
-    out.append({"budget": "zero errors (all workloads and soak)", "value": errors + soak_errors,
-                "pass": errors + soak_errors == 0})
+    out.append(
+        {
+            "budget": "zero errors (all workloads and soak)",
+            "value": errors + soak_errors,
+            "pass": errors + soak_errors == 0,
+        }
+    )
     idle = report["memory"]["samples"][0]["rss_mb"] if report["memory"]["samples"] else []
     idle_max = max([x for x in idle if x is not None], default=None)
-    out.append({"budget": f"idle RSS < {RSS_BUDGET_MB} MB", "value": idle_max,
-                "pass": None if idle_max is None else idle_max < RSS_BUDGET_MB})
+    out.append(
+        {
+            "budget": f"idle RSS < {RSS_BUDGET_MB} MB",
+            "value": idle_max,
+            "pass": None if idle_max is None else idle_max < RSS_BUDGET_MB,
+        }
+    )
     growth = report["memory"].get("growth_mb")
-    out.append({"budget": f"no RSS growth over the soak (< {RSS_GROWTH_MB} MB)", "value": growth,
-                "pass": None if growth is None else max(growth) < RSS_GROWTH_MB})
+    out.append(
+        {
+            "budget": f"no RSS growth over the soak (< {RSS_GROWTH_MB} MB)",
+            "value": growth,
+            "pass": None if growth is None else max(growth) < RSS_GROWTH_MB,
+        }
+    )
     contention = report.get("contention")
     if contention:
-        out.append({"budget": "contention: successes == floor(S/amount), never negative",
-                    "value": f"{contention['successes']}/{contention['expected_successes']}",
-                    "pass": contention["pass"]})
+        out.append(
+            {
+                "budget": "contention: successes == floor(S/amount), never negative",
+                "value": f"{contention['successes']}/{contention['expected_successes']}",
+                "pass": contention["pass"],
+            }
+        )
     if "audit" in report:
-        out.append({"budget": "fulmen audit exact", "value": report["audit"]["exit_code"],
-                    "pass": report["audit"]["ok"]})
+        out.append(
+            {
+                "budget": "fulmen audit exact",
+                "value": report["audit"]["exit_code"],
+                "pass": report["audit"]["ok"],
+            }
+        )
     return out
 
 
 def print_table(report: dict[str, Any]) -> None:
     m = report["machine"]
     print()
-    print(f"Fulmen benchmark  commit {report['commit']}  {report['database']}  "
-          f"{len(report['target']['urls'])} process(es)  mode {report['mode']}")
-    print(f"machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM, "
-          f"load at start {' '.join(m.get('loadavg_at_start', []))}")
+    print(
+        f"Fulmen benchmark  commit {report['commit']}  {report['database']}  "
+        f"{len(report['target']['urls'])} process(es)  mode {report['mode']}"
+    )
+    print(
+        f"machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM, "
+        f"load at start {' '.join(m.get('loadavg_at_start', []))}"
+    )
     print()
-    cols = ["requests", "errors", "throughput_per_s", "p50_ms", "p90_ms", "p99_ms", "client_cpu_pct_of_core",
-            "server_cpu_ms_per_request"]
-    print(f"{'workload':30} {'n':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-          f"{'client%':>7} {'srv ms/req':>10}")
+    cols = [
+        "requests",
+        "errors",
+        "throughput_per_s",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "client_cpu_pct_of_core",
+        "server_cpu_ms_per_request",
+    ]
+    print(
+        f"{'workload':30} {'n':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'client%':>7} {'srv ms/req':>10}"
+    )
     for name, s in report["workloads"].items():
         v = [s.get(c) for c in cols]
-        print(f"{name:30} {v[0]:>6} {v[1]:>4} {v[2]:>8} {v[3]:>8} {v[4]:>8} {v[5]:>8} {v[6]:>7} {str(v[7]):>10}")
+        print(
+            f"{name:30} {v[0]:>6} {v[1]:>4} {v[2]:>8} {v[3]:>8} {v[4]:>8} {v[5]:>8} {v[6]:>7} {str(v[7]):>10}"
+        )
     c = report.get("ceilings", {})
     print()
     if c.get("health_wrk"):
@@ -896,15 +1196,19 @@ def print_table(report: dict[str, Any]) -> None:
     if report.get("db_work_per_payment"):
         work = {k: v for k, v in report["db_work_per_payment"].items() if "." not in k}
         print(f"PostgreSQL work per payment: {work}")
-        scans = {k: v for k, v in report["db_work_per_payment"].items() if k.endswith("seq_tup_read")}
+        scans = {
+            k: v for k, v in report["db_work_per_payment"].items() if k.endswith("seq_tup_read")
+        }
         print(f"  rows read by sequential scans per payment: {scans}")
     ev = report.get("event_latency")
     if ev:
         print(f"event latency: {ev}")
     mem = report["memory"]
     if mem["samples"]:
-        print(f"RSS MB: idle {mem['samples'][0]['rss_mb']}, end {mem['samples'][-1]['rss_mb']}, "
-              f"soak {mem.get('soak', {}).get('payments')} payments, growth {mem.get('growth_mb')}")
+        print(
+            f"RSS MB: idle {mem['samples'][0]['rss_mb']}, end {mem['samples'][-1]['rss_mb']}, "
+            f"soak {mem.get('soak', {}).get('payments')} payments, growth {mem.get('growth_mb')}"
+        )
     prof = report.get("profile")
     if prof and "self_by_library_pct" in prof:
         print(f"profile (self time by library, % of samples): {prof['self_by_library_pct']}")

@@ -21,9 +21,27 @@ import time
 from typing import Any
 
 PAYMENT_COLUMNS = (
-    "wallet_id", "out", "status", "payment_hash", "checking_id", "bolt11", "bolt11_hash",
-    "amount_msat", "fee_msat", "fee_reserve_msat", "memo", "preimage", "expires_at", "webhook",
-    "extra", "tag", "internal", "idempotency_key", "error", "created_at", "updated_at",
+    "wallet_id",
+    "out",
+    "status",
+    "payment_hash",
+    "checking_id",
+    "bolt11",
+    "bolt11_hash",
+    "amount_msat",
+    "fee_msat",
+    "fee_reserve_msat",
+    "memo",
+    "preimage",
+    "expires_at",
+    "webhook",
+    "extra",
+    "tag",
+    "internal",
+    "idempotency_key",
+    "error",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -31,8 +49,9 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _rows(wallet_id: str, n: int, amount_msat: int, status: str, memo: str, prefix: str,
-          spread_ms: int) -> tuple[list[tuple], list[str]]:
+def _rows(
+    wallet_id: str, n: int, amount_msat: int, status: str, memo: str, prefix: str, spread_ms: int
+) -> tuple[list[tuple], list[str]]:
     now = int(time.time() * 1000)
     tag = secrets.token_hex(4)
     rows, bolt11s = [], []
@@ -41,11 +60,31 @@ def _rows(wallet_id: str, n: int, amount_msat: int, status: str, memo: str, pref
         payment_hash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
         bolt11 = f"{prefix}{tag}{i:08d}"
         created = now - (n - i) * spread_ms
-        rows.append((
-            wallet_id, False, status, payment_hash, payment_hash, bolt11, _sha(bolt11.lower()),
-            amount_msat, 0, 0, memo, preimage, now + 7_200_000, None, "{}", None, False, None, None,
-            created, created,
-        ))
+        rows.append(
+            (
+                wallet_id,
+                False,
+                status,
+                payment_hash,
+                payment_hash,
+                bolt11,
+                _sha(bolt11.lower()),
+                amount_msat,
+                0,
+                0,
+                memo,
+                preimage,
+                now + 7_200_000,
+                None,
+                "{}",
+                None,
+                False,
+                None,
+                None,
+                created,
+                created,
+            )
+        )
         bolt11s.append(bolt11)
     return rows, bolt11s
 
@@ -54,23 +93,29 @@ def _is_postgres(url: str) -> bool:
     return url.startswith(("postgres://", "postgresql://"))
 
 
-async def _pg_seed(url: str, wallet_id: str, rows: list[tuple], credit_msat: int, memo: str) -> None:
+async def _pg_seed(
+    url: str, wallet_id: str, rows: list[tuple], credit_msat: int, memo: str
+) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
-            await conn.copy_records_to_table("fulmen_payment", records=rows, columns=PAYMENT_COLUMNS)
+            await conn.copy_records_to_table(
+                "fulmen_payment", records=rows, columns=PAYMENT_COLUMNS
+            )
             if credit_msat:
                 await conn.execute(
                     "INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, created_at) "
                     "SELECT wallet_id, amount_msat, 'payment', id, '', created_at FROM fulmen_payment "
                     "WHERE wallet_id = $1 AND memo = $2 AND NOT out",
-                    wallet_id, memo,
+                    wallet_id,
+                    memo,
                 )
                 await conn.execute(
                     "UPDATE fulmen_wallet SET balance_msat = balance_msat + $1 WHERE id = $2",
-                    credit_msat, wallet_id,
+                    credit_msat,
+                    wallet_id,
                 )
         await conn.execute("ANALYZE fulmen_payment")
     finally:
@@ -93,8 +138,10 @@ def _sqlite_seed(path: str, wallet_id: str, rows: list[tuple], credit_msat: int,
                 "WHERE wallet_id = ? AND memo = ? AND NOT out",
                 (wallet_id, memo),
             )
-            conn.execute("UPDATE fulmen_wallet SET balance_msat = balance_msat + ? WHERE id = ?",
-                         (credit_msat, wallet_id))
+            conn.execute(
+                "UPDATE fulmen_wallet SET balance_msat = balance_msat + ? WHERE id = ?",
+                (credit_msat, wallet_id),
+            )
         conn.execute("COMMIT")
         conn.execute("ANALYZE")
     finally:
@@ -123,5 +170,3 @@ def seed_invoices(db: str, wallet_id: str, n: int, amount_msat: int = 1000) -> l
     rows, bolt11s = _rows(wallet_id, n, amount_msat, "pending", memo, "lnbcsoak", 0)
     _seed(db, wallet_id, rows, 0, memo)
     return bolt11s
-
-
