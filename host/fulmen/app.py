@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator
 
 from litestar import Litestar, Request, Response, Router, get
 from litestar.connection import ASGIConnection
+from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
@@ -57,6 +58,15 @@ async def lightning_address(request: Request, username: str) -> Response[dict[st
     return Response(answer)
 
 
+def host_provider(host: Host):
+    """Plugin handlers can take `host: Host` as a parameter."""
+
+    async def provide() -> Host:
+        return host
+
+    return provide
+
+
 def plugin_routers(host: Host) -> list[Router]:
     """Each usable plugin's routes under `/{plugin_id}`, behind the enabled-guard.
     A plugin whose `register_routes` fails is quarantined (fatal when strict)."""
@@ -68,7 +78,8 @@ def plugin_routers(host: Host) -> list[Router]:
             handlers = call_setup_hook(host.pm, info, "register_routes", host=host)
             if handlers:
                 routers.append(Router(path=f"/{info.id}", route_handlers=list(handlers),
-                                      guards=[plugin_enabled_guard(info.id)]))
+                                      guards=[plugin_enabled_guard(info.id)],
+                                      dependencies={"host": Provide(host_provider(host))}))
         except Exception as exc:
             info.fail(f"register_routes failed: {exc!r}")
     host.check_strict()
