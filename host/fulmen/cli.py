@@ -118,13 +118,18 @@ cli.add_command(plugin)
 
 def build_cli() -> click.Group:
     """The CLI with plugin commands added (`register_commands`)."""
-    from .plugins import discover, new_plugin_manager, register
+    from .plugins import call_setup_hook, discover, new_plugin_manager, register
 
     pm = new_plugin_manager()
     for info in discover(Settings().plugin_allow_list()):
         if info.usable:
             register(pm, info)
-    pm.hook.register_commands(cli=cli)
+        if not info.usable:
+            continue
+        try:  # one broken plugin must not take every command down with it
+            call_setup_hook(pm, info, "register_commands", cli=cli)
+        except Exception as exc:
+            logging.getLogger(__name__).error("plugin %s: register_commands failed: %r", info.id, exc)
     return cli
 
 

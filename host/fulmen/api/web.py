@@ -19,18 +19,11 @@ TEMPLATES = Environment(
 )
 
 
-async def nav_links(host: Host) -> list[dict[str, str]]:
-    links: list[dict[str, str]] = []
-    for _, result in await host.hooks.call_all("nav_entries"):
-        links.extend(e for e in result if isinstance(e, dict) and "href" in e and "label" in e)
-    return links
-
-
 @get("/", media_type="text/html", include_in_schema=False)
 async def index(request: Request) -> Response[str]:
     host: Host = request.app.state.host
     page = TEMPLATES.get_template("index.html").render(
-        version=__version__, nav=await nav_links(host), allow_signup=host.settings.allow_signup,
+        version=__version__, nav=await host.hooks.nav_entries(), allow_signup=host.settings.allow_signup,
     )
     return Response(page, media_type="text/html")
 
