@@ -45,9 +45,32 @@ def share_msat(amount_msat: int, percent: float) -> int:
     return int(exact.to_integral_value(rounding=ROUND_FLOOR))
 
 
-def is_split_payment(payment: Payment) -> bool:
-    extra = payment.extra or {}
-    return payment.tag == TAG or extra.get("tag") == TAG or bool(extra.get("splitted"))
+async def is_split_payment(payment: Payment) -> bool:
+    """Whether this incoming payment is a share this plugin paid into the
+    wallet. Decided from the plugin's own record, not from `extra`: anyone with
+    an invoice key writes `extra` and could otherwise keep payments out of the
+    split by tagging them."""
+    rows = await query(
+        "SELECT id FROM splitpayments_split WHERE payment_hash = {} AND target_wallet = {}",
+        payment.payment_hash, payment.wallet_id,
+    )
+    return bool(rows)
+
+
+async def tip_msat(payment: Payment) -> int:
+    """The tip in a tpos terminal's invoice: it goes on to the terminal's tip
+    wallet, so it is not the wallet's to share. Read from the terminal's own
+    record (not `extra`, which the invoice's creator writes); 0 without tpos."""
+    if payment.tag != "tpos":
+        return 0
+    try:
+        rows = await query(
+            "SELECT tip_msat FROM tpos_payment WHERE payment_hash = {} AND wallet = {}",
+            payment.payment_hash, payment.wallet_id,
+        )
+    except Exception:  # tpos was never installed: no such table
+        return 0
+    return min(max(int(rows[0]["tip_msat"]), 0), payment.amount_msat) if rows else 0
 
 
 async def _rows(payment_id: int) -> list[dict[str, Any]]:
@@ -67,8 +90,9 @@ async def _record_shares(payment: Payment) -> list[dict[str, Any]]:
         payment.wallet_id,
     )
     now = now_ms()
+    base = payment.amount_msat - await tip_msat(payment)
     for t in targets:
-        amount = share_msat(payment.amount_msat, float(t["percent"]))
+        amount = share_msat(base, float(t["percent"]))
         await query(
             "INSERT INTO splitpayments_split (payment_id, source, target_wallet, alias, percent, "
             "amount_msat, status, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) "
@@ -150,7 +174,7 @@ async def split_payment(host: Host, payment: Payment) -> int:
     (insufficient balance, a refused payment), so the host retries; shares
     already done are skipped on the retry.
     """
-    if payment.out or not payment.paid or is_split_payment(payment):
+    if payment.out or not payment.paid or await is_split_payment(payment):
         return 0
     rows = await _record_shares(payment)
     paid, errors = 0, []

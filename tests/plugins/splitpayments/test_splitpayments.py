@@ -270,3 +270,53 @@ async def test_share_waits_for_funds_and_is_retried(fulmen_db):
     [done] = await query("SELECT * FROM splitpayments_split WHERE payment_id = {}", payment.id)
     assert done["status"] == "done" and done["payment_hash"] != row["payment_hash"]
     assert await fulmen_db.host.wallets.audit() == []
+
+
+async def test_invoice_key_cannot_tag_invoices_out_of_the_split(fulmen_db):
+    """`extra` is written by whoever creates the invoice (an invoice key is
+    enough): a payment looking like a share is still split unless this plugin
+    really made it as a share for this wallet."""
+    client = await fulmen_db.start(plugins=["splitpayments"])
+    src = await fulmen_db.wallet("src")
+    a = await fulmen_db.wallet("a")
+    r = await client.put(PATH, json={"targets": [{"wallet": a.id, "percent": 50}]},
+                         headers=src.admin_headers)
+    assert r.status_code == 200, r.text
+    payer = await fulmen_db.wallet("payer", sats=1000)
+    for extra in ({"tag": "splitpayments"}, {"splitted": True}):
+        inv = await fulmen_db.invoice(src, 100, extra=extra)
+        assert (await fulmen_db.pay(payer, inv["bolt11"])).status_code == 201
+        await fulmen_db.drain()
+    assert await fulmen_db.balance(a) == 100_000  # half of each of the two payments
+    assert await fulmen_db.balance(src) == 100_000
+
+
+async def test_terminal_tip_is_not_split(fulmen_db):
+    """A tpos invoice's tip leaves the wallet for the tip wallet: only the
+    rest is shared, so a tipped sale never costs the wallet more than it got."""
+    client = await fulmen_db.start(plugins=["splitpayments", "tpos"])
+    shop = await fulmen_db.wallet("shop")
+    staff = await fulmen_db.wallet("staff")
+    owner = await fulmen_db.wallet("owner")
+    customer = await fulmen_db.wallet("customer", sats=1000)
+    r = await client.put(PATH, json={"targets": [{"wallet": owner.id, "percent": 100}]},
+                         headers=shop.admin_headers)
+    assert r.status_code == 200, r.text
+    r = await client.post("/tpos/api/v1/tposs", json={"name": "Bar", "tip_wallet": staff.id},
+                          headers=shop.admin_headers)
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/tpos/api/v1/tposs/{r.json()['id']}/invoices",
+                          json={"amount": 110, "tip_amount": 10})
+    assert r.status_code == 201, r.text
+    assert (await fulmen_db.pay(customer, r.json()["bolt11"])).status_code == 201
+    await fulmen_db.drain()
+    await fulmen_db.drain()
+    assert await fulmen_db.balance(staff) == 10_000
+    assert await fulmen_db.balance(owner) == 100_000  # 100 % of the 100 sats sale, not of the tip
+    assert await fulmen_db.balance(shop) == 0
+    # an invoice made with the wallet API that only looks like a terminal's is split whole
+    inv = await fulmen_db.invoice(shop, 50, extra={"tag": "tpos", "tip_amount": 50})
+    assert (await fulmen_db.pay(customer, inv["bolt11"])).status_code == 201
+    await fulmen_db.drain()
+    assert await fulmen_db.balance(owner) == 150_000
+    assert await fulmen_db.host.wallets.audit() == []
