@@ -146,7 +146,9 @@ class WalletSubscription:
             self._stale = False
         else:
             first = await self.bus.first_seq_after(self.wallet_id, self.last)
-            if first is not None and first > self.last + 1:
+            if first is None and current > self.last:
+                self.missed = (self.last + 1, current)  # all of them pruned
+            elif first is not None and first > self.last + 1:
                 self.missed = (self.last + 1, first - 1)
         return self
 

@@ -31,6 +31,7 @@ import logging
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "Fulmen-Signature"
 MAX_ENDPOINTS_PER_WALLET = 20
 MAX_URL_LENGTH = 2048
+MAX_ROW_ID = 2**63 - 1  # BIGINT
 
 
 class WebhookSettings(BaseSettings):
@@ -81,14 +83,28 @@ def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> 
 def verify_signature(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
     """True if `header` (a Fulmen-Signature value) signs `body` with `secret`
     and its timestamp is within `tolerance` seconds of now."""
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    parts = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
     try:
         t = int(parts["t"])
     except (KeyError, ValueError):
         return False
     if abs(time.time() - t) > tolerance:
         return False
-    return hmac.compare_digest(sign(secret, t, body), parts.get("v1", ""))
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+    given = parts.get("v1", "").encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(sign(secret, t, body).encode(), given)
+
+
+def safe_url(url: str) -> str:
+    """`url` for logs: scheme, host and path, without credentials, query or fragment."""
+    try:
+        parsed = urlsplit(url)
+        host = parsed.hostname or ""
+        if parsed.port is not None:
+            host = f"{host}:{parsed.port}"
+        return urlunsplit((parsed.scheme, host, parsed.path, "", ""))
+    except ValueError:
+        return "<unparseable url>"
 
 
 def new_secret() -> str:
@@ -177,20 +193,21 @@ class WebhookService:
                               description: str = "") -> dict[str, Any]:
         types = self.validate_events(events)
         url = await self.validate_url(url)
-        count = await query(
-            "SELECT COUNT(*) AS n FROM fulmen_webhook_endpoint WHERE wallet_id = {} AND NOT deleted",
-            wallet_id,
-        )
-        if int(count[0]["n"]) >= MAX_ENDPOINTS_PER_WALLET:
-            raise BadRequest(f"a wallet can have at most {MAX_ENDPOINTS_PER_WALLET} webhook endpoints")
         async with transaction():
+            # The wallet's endpoint count is the limit: a conditional UPDATE, so
+            # concurrent requests cannot together pass it.
+            counted = await query(
+                "UPDATE fulmen_wallet SET webhook_endpoints = webhook_endpoints + 1 "
+                "WHERE id = {} AND webhook_endpoints < {} RETURNING webhook_endpoints",
+                wallet_id, MAX_ENDPOINTS_PER_WALLET,
+            )
+            if not counted:
+                raise BadRequest(f"a wallet can have at most {MAX_ENDPOINTS_PER_WALLET} webhook endpoints")
             rows = await query(
                 "INSERT INTO fulmen_webhook_endpoint (id, wallet_id, url, events, description, secret, "
                 "deleted, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}) RETURNING *",
                 new_id(), wallet_id, url, ",".join(types), description, new_secret(), False, now_ms(),
             )
-            await query("UPDATE fulmen_wallet SET webhook_endpoints = webhook_endpoints + 1 WHERE id = {}",
-                        wallet_id)
         return endpoint_json(rows[0], secret=True)
 
     async def list_endpoints(self, wallet_id: str) -> list[dict[str, Any]]:
@@ -247,6 +264,8 @@ class WebhookService:
     async def redeliver(self, wallet_id: str, endpoint_id: str, delivery_id: int) -> dict[str, Any]:
         """Send a delivery again now (whatever its state), with a fresh retry window."""
         await self.get_endpoint(wallet_id, endpoint_id)
+        if not 0 < delivery_id <= MAX_ROW_ID:
+            raise NotFound("Delivery not found.")
         now = now_ms()
         rows = await query(
             "UPDATE fulmen_webhook_delivery SET status = 'pending', next_attempt_at = {}, "
@@ -407,13 +426,18 @@ class WebhookService:
             return
         next_at = now + self.backoff_ms(int(row["attempts"]))
         status = "failed" if permanent or next_at > int(row["give_up_at"]) else "pending"
-        await query(
+        # Only while our claim still holds: if it expired and another worker
+        # claimed the row, releasing it here would let a third worker send it
+        # while the second is still sending. (A success above is recorded
+        # whoever made it.)
+        updated = await query(
             "UPDATE fulmen_webhook_delivery SET status = {}, last_status_code = {}, last_error = {}, "
-            "locked_until = 0, next_attempt_at = {}, updated_at = {} WHERE id = {} AND status = 'pending'",
-            status, code, error[:1000], next_at, now, row["id"],
+            "locked_until = 0, next_attempt_at = {}, updated_at = {} "
+            "WHERE id = {} AND status = 'pending' AND locked_until = {} RETURNING id",
+            status, code, error[:1000], next_at, now, row["id"], int(row["locked_until"]),
         )
-        if status == "failed":
-            log.warning("webhook delivery %s to %s gave up: %s", row["id"], row["url"], error)
+        if updated and status == "failed":
+            log.warning("webhook delivery %s to %s gave up: %s", row["id"], safe_url(row["url"]), error)
 
     async def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune < 3600:

@@ -41,6 +41,9 @@ def test_python_snippet_verifies(doc):
         assert not verify("whsec_other", header, BODY)
         stale = signature_header("whsec_doc", BODY, int(time.time()) - 3600)
         assert not verify("whsec_doc", stale, BODY)
+        # a forged header with non-ASCII characters is refused, not an exception
+        t = header.split(",")[0]
+        assert verify("whsec_doc", f"{t},v1=\u00e9", BODY) is False
 
 
 @pytest.mark.parametrize("doc", ["events.md", "integrations.md"])
