@@ -36,7 +36,7 @@ class PayLinkController(Controller):
 
     @post("/", status_code=201, dependencies={"wallet": require_wallet_key("admin")})
     async def create_link(self, host: Host, wallet: WalletAuth, request: Request, data: Any) -> dict[str, Any]:
-        row = await links.create_link(host, wallet, data)
+        row = await links.create_link(host, wallet, data, host.base_url(request))
         return links.to_json(row, host.base_url(request))
 
     @get("/{link_id:str}", dependencies={"wallet": require_wallet_key("invoice")})
@@ -47,7 +47,7 @@ class PayLinkController(Controller):
     async def update_link(
         self, host: Host, wallet: WalletAuth, request: Request, link_id: str, data: Any
     ) -> dict[str, Any]:
-        row = await links.update_link(host, wallet, link_id, data)
+        row = await links.update_link(host, wallet, link_id, data, host.base_url(request))
         return links.to_json(row, host.base_url(request))
 
     @delete("/{link_id:str}", status_code=200, dependencies={"wallet": require_wallet_key("admin")})

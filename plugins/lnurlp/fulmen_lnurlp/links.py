@@ -131,9 +131,9 @@ async def username_taken(username: str | None, link_id: str | None) -> None:
         raise Conflict(f"Username {username!r} is already taken.")
 
 
-async def create_link(host: Host, auth: WalletAuth, data: Any) -> dict[str, Any]:
+async def create_link(host: Host, auth: WalletAuth, data: Any, base_url: str) -> dict[str, Any]:
     await check_wallet(auth, data)
-    values = check_link(data, None, max_sats(host))
+    values = check_link(data, None, max_sats(host), urlparse(base_url).hostname)
     await username_taken(values["username"], None)
     now = now_ms()
     link_id = secrets.token_urlsafe(16)
@@ -151,10 +151,12 @@ async def create_link(host: Host, auth: WalletAuth, data: Any) -> dict[str, Any]
     return rows[0]
 
 
-async def update_link(host: Host, auth: WalletAuth, link_id: str, data: Any) -> dict[str, Any]:
+async def update_link(
+    host: Host, auth: WalletAuth, link_id: str, data: Any, base_url: str
+) -> dict[str, Any]:
     await check_wallet(auth, data)
     current = await owned_link(link_id, auth)
-    values = check_link(data, current, max_sats(host))
+    values = check_link(data, current, max_sats(host), urlparse(base_url).hostname)
     await username_taken(values["username"], link_id)
     try:
         rows = await query(
@@ -200,6 +202,8 @@ async def pay_request_for(link_id: str, base_url: str) -> dict[str, Any]:
 
 
 async def address_request(username: str, base_url: str) -> dict[str, Any] | None:
+    # LUD-16 tags: `name+tag@domain` is `name@domain` (the tag is dropped).
+    username = username.split("+", 1)[0]
     rows = await query("SELECT * FROM lnurlp_pay_link WHERE username = {}", username)
     return await pay_request(rows[0], base_url) if rows else None
 
@@ -214,10 +218,12 @@ def parse_amount(value: str | None) -> int:
     return amount
 
 
-def success_action(row: dict[str, Any]) -> dict[str, Any] | None:
-    """LUD-09."""
-    if row["success_url"]:
-        return {"tag": "url", "description": row["success_text"] or "", "url": row["success_url"]}
+def success_action(row: dict[str, Any], base_url: str) -> dict[str, Any] | None:
+    """LUD-09. A `url` action only on the callback's domain (wallets refuse to
+    pay otherwise); a URL stored before the host's address changed is left out."""
+    url = row["success_url"]
+    if url and urlparse(url).hostname == (urlparse(base_url).hostname or "").lower():
+        return {"tag": "url", "description": row["success_text"] or "", "url": url}
     if row["success_text"]:
         return {"tag": "message", "message": row["success_text"]}
     return None
@@ -266,7 +272,7 @@ async def callback(
         raise LnurlFailure(exc.detail, 404 if isinstance(exc, NotFound) else 400) from None
     await query("UPDATE lnurlp_pay_link SET served_pr = served_pr + 1 WHERE id = {}", row["id"])
     answer: dict[str, Any] = {"pr": payment.bolt11, "routes": []}
-    if action := success_action(row):
+    if action := success_action(row, base_url):
         answer["successAction"] = action
     answer["disposable"] = bool(row["disposable"])
     return answer

@@ -91,9 +91,12 @@ def json_text(data: dict[str, Any], name: str, want_object: bool) -> str | None:
     return value
 
 
-def check_link(data: Any, current: dict[str, Any] | None, max_sats: int) -> dict[str, Any]:
+def check_link(data: Any, current: dict[str, Any] | None, max_sats: int,
+               callback_host: str | None = None) -> dict[str, Any]:
     """The columns to store for a create (`current` None) or an update (fields
-    not sent keep their values)."""
+    not sent keep their values). `callback_host`: the host name of the
+    callback URL served to wallets (LUD-09: a `url` success action must be on
+    that domain, and wallets refuse to pay otherwise)."""
     data = check_fields(data)
     merged: dict[str, Any] = dict(current or {})
     sent = set(data)
@@ -137,6 +140,12 @@ def check_link(data: Any, current: dict[str, Any] | None, max_sats: int) -> dict
         merged["success_text"] = optional_text(data, "success_text", MAX_SUCCESS_TEXT)
     if current is None or "success_url" in sent:
         merged["success_url"] = http_url(data, "success_url", https_only=True)
+        url_host = (urlparse(merged["success_url"]).hostname or "") if merged["success_url"] else ""
+        if url_host and callback_host and url_host != callback_host.lower():
+            raise BadRequest(
+                f"success_url must be on this host's domain ({callback_host}): LUD-09 wallets "
+                "refuse to pay when the success URL's domain differs from the callback's"
+            )
     if current is None or "webhook_url" in sent:
         merged["webhook_url"] = http_url(data, "webhook_url", https_only=False)
     if current is None or "webhook_headers" in sent:

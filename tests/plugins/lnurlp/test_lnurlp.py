@@ -180,13 +180,49 @@ async def test_pay_request_and_callback(fulmen_db):
 async def test_success_url_action(fulmen):
     client, _ = await start_looped(fulmen, ["lnurlp"])
     shop = await fulmen.wallet("shop")
-    link = await make_link(client, shop, success_url="https://shop.example.com/thanks",
+    link = await make_link(client, shop, success_url="https://127.0.0.1/thanks",
                            success_text="Your receipt")
     r = await client.get(f"/lnurlp/api/v1/lnurl/cb/{link['id']}", params={"amount": 10000})
     action = lnurl.LnurlResponse.from_dict(r.json())
     assert isinstance(action.successAction, lnurl.UrlAction)
-    assert str(action.successAction.url) == "https://shop.example.com/thanks"
+    assert str(action.successAction.url) == "https://127.0.0.1/thanks"
     assert action.successAction.description == "Your receipt"
+
+
+async def test_success_url_on_the_callback_domain_only(fulmen):
+    """LUD-09: a `url` success action's domain must be the callback's; wallets
+    that check it refuse to pay, so such a link is refused when made, and a
+    URL left on another domain (the host moved) is not served."""
+    client, base = await start_looped(fulmen, ["lnurlp"])
+    shop = await fulmen.wallet("shop")
+    r = await client.post(API, json={"description": "Coffee", "min": 10, "max": 1000,
+                                     "success_url": "https://shop.example.com/thanks"},
+                          headers=shop.admin_headers)
+    assert r.status_code == 400 and "success_url" in r.json()["detail"]
+    link = await make_link(client, shop, success_text="Thanks")
+    r = await client.put(f"{API}/{link['id']}", json={"success_url": "https://evil.example/x"},
+                         headers=shop.admin_headers)
+    assert r.status_code == 400 and "success_url" in r.json()["detail"]
+    # stored before the host's address changed: the text alone is served
+    await query("UPDATE lnurlp_pay_link SET success_url = 'https://old.example/t' WHERE id = {}",
+                link["id"])
+    r = await client.get(f"/lnurlp/api/v1/lnurl/cb/{link['id']}", params={"amount": 10000})
+    assert r.status_code == 200 and r.json()["successAction"] == {"tag": "message", "message": "Thanks"}
+    callback = (await client.get(f"/lnurlp/{link['id']}")).json()["callback"]
+    assert callback.startswith(base)
+
+
+async def test_lightning_address_tag_is_dropped(fulmen):
+    """LUD-16: `name+tag@domain` pays `name@domain`."""
+    client, _ = await start_looped(fulmen, ["lnurlp"])
+    shop = await fulmen.wallet("shop")
+    await make_link(client, shop, username="coffee")
+    plain = await client.get("/.well-known/lnurlp/coffee")
+    tagged = await client.get("/.well-known/lnurlp/coffee+tips")
+    assert plain.status_code == 200 and tagged.status_code == 200, tagged.text
+    assert tagged.json()["metadata"] == plain.json()["metadata"]
+    assert tagged.json()["callback"] == plain.json()["callback"]
+    assert (await client.get("/.well-known/lnurlp/nobody+tips")).status_code == 404
 
 
 @pytest.mark.parametrize("params, status, reason", [
