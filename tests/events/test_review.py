@@ -7,6 +7,7 @@ import json
 import logging
 
 import httpx
+import pytest
 from event_helpers import SSE, serve
 
 from fulmen.db import now_ms, query
@@ -128,3 +129,37 @@ async def test_give_up_log_does_not_show_credentials_in_the_url(fulmen, receiver
     text = "\n".join(r.getMessage() for r in records)
     assert "gave up" in text
     assert "hunter2" not in text and "s3cr3t" not in text
+
+
+async def test_streams_opened_with_a_rotated_key_get_no_more_events(fulmen):
+    """A key that leaked is rotated: a WebSocket or SSE stream opened with it
+    before must not go on receiving the wallet's payments."""
+    import websockets
+    from event_helpers import ws_url
+
+    client = await fulmen.start()
+    bob = await fulmen.wallet("bob")
+    async with serve(fulmen.app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
+        async with websockets.connect(ws_url(base, bob.readkey)) as ws, \
+                http.stream("GET", "/api/v1/events", headers=bob.read_headers) as r:
+            sse = SSE(r)
+            inv = await fulmen.invoice(bob, 1)
+            await fulmen.settle_from_outside(inv["payment_hash"])
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["payment"]["amount"] == 1000
+            assert (await sse.next())["event"] == "payment.received"
+            r2 = await client.post("/api/v1/wallet/rotate-keys", headers=bob.admin_headers)
+            assert r2.status_code == 200, r2.text
+            await asyncio.sleep(1.1)
+            rows = await query("SELECT COUNT(*) AS n FROM fulmen_api_key WHERE wallet_id = {}", bob.id)
+            assert int(rows[0]["n"]) == 3
+            new_admin = r2.json()["adminkey"]
+            created = await client.post("/api/v1/payments", json={"out": False, "amount": 2, "memo": "x"},
+                                        headers={"X-Api-Key": new_admin})
+            assert created.status_code == 201, created.text
+            await fulmen.settle_from_outside(created.json()["payment_hash"])
+            with pytest.raises((websockets.ConnectionClosed, asyncio.TimeoutError)):
+                message = await asyncio.wait_for(ws.recv(), 2)
+                raise AssertionError(f"old key still hears payments: {message}")
+            with pytest.raises((EOFError, asyncio.TimeoutError, httpx.HTTPError)):
+                event = await sse.next(2)
+                raise AssertionError(f"old key still hears payments: {event}")

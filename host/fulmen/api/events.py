@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any, AsyncIterator
 
 from litestar import Request, WebSocket, get, websocket
@@ -20,12 +21,39 @@ from litestar.response.sse import ServerSentEventMessage
 from ..errors import BadRequest, Unauthorized
 from ..host import Host
 from ..models import WalletAuth
-from .auth import require_wallet_key
+from .auth import api_key_of, require_wallet_key
 
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 POLICY_VIOLATION = 1008  # RFC 6455: the endpoint refuses the connection
 SSE_KEEPALIVE_SECONDS = 15.0
 SSE_RETRY_MS = 2000
+# A stream re-checks its key (rotated? wallet deleted?) before sending an
+# event when the last check is older than this, and when quiet this often.
+KEY_RECHECK_SECONDS = 1.0
+KEY_RECHECK_IDLE_SECONDS = 15.0
+
+
+class KeyCheck:
+    """Is the key a stream was opened with still a key of that wallet?"""
+
+    def __init__(self, host: Host, key: str, wallet_id: str) -> None:
+        self.host = host
+        self.key = key
+        self.wallet_id = wallet_id
+        self.checked = time.monotonic()
+
+    async def valid(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if not force and now - self.checked < KEY_RECHECK_SECONDS:
+            return True
+        try:
+            auth = await self.host.wallets.authenticate_key(self.key)
+        except Unauthorized:
+            return False
+        if auth.wallet_id != self.wallet_id:
+            return False
+        self.checked = now
+        return True
 
 
 async def _ignore_incoming(socket: WebSocket) -> None:
@@ -85,12 +113,21 @@ async def ws_channel(socket: WebSocket, channel: str) -> None:
         return
     # Subscribed before accepting: whatever commits after the client sees the
     # connection open reaches it.
+    check = KeyCheck(host, channel, auth.wallet_id)
     async with host.events.subscribe_wallet(auth.wallet_id) as sub:
         await socket.accept()
 
         async def messages() -> AsyncIterator[dict[str, Any]]:
-            async for event in sub:
-                yield event.data
+            while True:
+                event = await sub.next(KEY_RECHECK_IDLE_SECONDS)
+                if event is None and sub.closed:
+                    return
+                # The key may have been rotated (it leaked?) or the wallet deleted.
+                if not await check.valid(force=event is None):
+                    await socket.close(code=POLICY_VIOLATION, reason="API key no longer valid.")
+                    return
+                if event is not None:
+                    yield event.data
 
         await _pump(socket, messages())
 
@@ -115,6 +152,7 @@ async def event_stream(request: Request, wallet: WalletAuth) -> ServerSentEvent:
     host: Host = request.app.state.host
     after = _last_event_id(request)
     sub = host.events.subscribe_wallet(wallet.wallet_id, after)
+    check = KeyCheck(host, api_key_of(request) or "", wallet.wallet_id)
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         # Opened here, so a client gone before the stream starts leaves nothing behind.
@@ -128,9 +166,12 @@ async def event_stream(request: Request, wallet: WalletAuth) -> ServerSentEvent:
             yield ServerSentEventMessage(data=None, comment="connected", retry=SSE_RETRY_MS)
             while True:
                 event = await sub.next(SSE_KEEPALIVE_SECONDS)
+                if event is None and sub.closed:
+                    return
+                # The key may have been rotated (it leaked?) or the wallet deleted.
+                if not await check.valid(force=event is None):
+                    return
                 if event is None:
-                    if sub.closed:
-                        return
                     yield ServerSentEventMessage(data=None, comment="keep-alive")
                     continue
                 yield ServerSentEventMessage(id=event.seq, event=event.type, data=json.dumps(event.data))
