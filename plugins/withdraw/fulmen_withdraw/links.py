@@ -42,6 +42,9 @@ from .schemas import check_link, link_json
 log = logging.getLogger(__name__)
 
 K1_TTL_MS = 24 * 3600 * 1000  # an issued k1 can be claimed for a day
+#: Unspent k1s kept per link: the scan is public and writes a row, so the
+#: oldest open k1s beyond this are dropped (their holders scan again).
+MAX_OPEN_K1 = 100
 WEBHOOK_TIMEOUT = 6.0
 COLUMNS = ("title", "min_withdrawable", "max_withdrawable", "uses", "wait_time", "is_unique",
            "webhook_url", "webhook_headers", "webhook_body", "custom_url", "enabled")
@@ -164,6 +167,13 @@ async def withdraw_request(unique_hash: str, base_url: str) -> dict[str, Any]:
     k1 = secrets.token_hex(32)
     await query("INSERT INTO withdraw_k1 (k1, link_id, issued_at, status) VALUES ({}, {}, {}, 'issued')",
                 k1, row["id"], now)
+    # the new k1 always stays; of the others, the newest MAX_OPEN_K1 - 1
+    await query(
+        "DELETE FROM withdraw_k1 WHERE link_id = {} AND spent_at IS NULL AND k1 <> {} AND k1 NOT IN "
+        "(SELECT k1 FROM withdraw_k1 WHERE link_id = {} AND spent_at IS NULL AND k1 <> {} "
+        "ORDER BY issued_at DESC, k1 LIMIT {})",
+        row["id"], k1, row["id"], k1, MAX_OPEN_K1 - 1,
+    )
     return {
         "tag": "withdrawRequest",
         "callback": callback_url(base_url, unique_hash),

@@ -129,6 +129,26 @@ async def test_withdraw_request_issues_a_k1_per_scan(fulmen_db):
     assert str(first.callback) == f"{base}/withdraw/api/v1/lnurl/cb/{link['unique_hash']}"
 
 
+async def test_public_scans_keep_a_bounded_number_of_open_k1s(fulmen_db):
+    """Anyone holding the LNURL can scan it: each scan writes a k1, so a link
+    keeps only its newest open k1s and repeated scans cannot fill the database."""
+    import fulmen_withdraw.links as links
+
+    client, _ = await start_looped(fulmen_db, ["withdraw"])
+    src = await fulmen_db.wallet("src", sats=1000)
+    dst = await fulmen_db.wallet("dst")
+    link = await make_link(client, src)
+    first = await withdraw_request(client, link)
+    for _ in range(links.MAX_OPEN_K1 + 20):
+        last = await withdraw_request(client, link)
+    rows = await query("SELECT COUNT(*) AS n FROM withdraw_k1 WHERE link_id = {}", link["id"])
+    assert int(rows[0]["n"]) == links.MAX_OPEN_K1
+    r = await claim(client, first, (await fulmen_db.invoice(dst, 50))["bolt11"])
+    assert r.status_code == 400 and "k1" in r.json()["reason"]
+    r = await claim(client, last, (await fulmen_db.invoice(dst, 50))["bolt11"])
+    assert r.status_code == 200 and await fulmen_db.balance(dst) == 50_000
+
+
 async def test_claim_pays_the_invoice_once(fulmen_db):
     client, _ = await start_looped(fulmen_db, ["withdraw"])
     src = await fulmen_db.wallet("src", sats=1000)
