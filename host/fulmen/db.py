@@ -160,6 +160,10 @@ async def open_engine(engine: Engine, pool_size: int) -> None:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 
 
+def is_postgres() -> bool:
+    return isinstance(piccolo_conf.DB, PostgresEngine)
+
+
 @functools.lru_cache(maxsize=512)
 def _numbered(sql: str) -> str:
     """`{}` placeholders to PostgreSQL's `$1, $2, ...`."""

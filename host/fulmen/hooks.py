@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from .db import now_ms, query
+from .db import is_postgres, now_ms, query
 from .errors import FulmenError
 from .hookspecs import PAYMENT_HOOKS
 from .models import Payment
@@ -52,6 +52,7 @@ class Hooks:
         self.pm = pm
         self.plugins = plugins
         self.host: Host | None = None
+        self._wake = asyncio.Event()
 
     def enabled(self, plugin_id: str) -> bool:
         info = self.plugins.get(plugin_id)
@@ -136,9 +137,37 @@ class Hooks:
                                 plugin_id, item)
         return entries
 
-    def durable_targets(self, hook: str) -> list[str]:
-        """Plugins that must get this payment hook: recorded in the outbox."""
-        return [impl.plugin_name for impl in self._impls(hook)]
+    def durable_targets(self, hook: str, payment: Payment | None = None) -> list[str]:
+        """Plugins that must get this payment hook: recorded in the outbox.
+        A plugin module with `payment_tags` only gets payments so tagged."""
+        targets = []
+        for impl in self._impls(hook):
+            tags = getattr(self.plugins[impl.plugin_name].module, "payment_tags", None)
+            if tags is None or payment is None or payment.tag in tags:
+                targets.append(impl.plugin_name)
+        return targets
+
+    def wake(self) -> None:
+        """New deliveries were committed: the worker should look now."""
+        self._wake.set()
+
+    async def run(self, poll_seconds: float = 1.0) -> None:
+        """The delivery worker (one per process): runs due deliveries when
+        woken after a payment, and every `poll_seconds` for retries and rows
+        left by other processes."""
+        while True:
+            try:
+                while await self.deliver_due():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("hook delivery pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
 
     def has_durable_targets(self) -> bool:
         return any(self._impls(hook) for hook in PAYMENT_HOOKS)
@@ -159,7 +188,9 @@ class Hooks:
             "UPDATE fulmen_hook_delivery SET locked_until = {}, attempts = attempts + 1 "
             "WHERE id IN (SELECT id FROM fulmen_hook_delivery WHERE status = 'pending' "
             f"AND next_attempt_at <= {{}} AND locked_until < {{}} AND plugin_id IN ({placeholders}) "
-            "ORDER BY id LIMIT {}) AND status = 'pending' AND locked_until < {} RETURNING *",
+            # PostgreSQL: rows another process is claiming are skipped, not waited for
+            f"ORDER BY id LIMIT {{}}{' FOR UPDATE SKIP LOCKED' if is_postgres() else ''}) "
+            "AND status = 'pending' AND locked_until < {} RETURNING *",
             lease, now, now, *enabled, BATCH, now,
         )
         for row in sorted(rows, key=lambda r: r["id"]):

@@ -147,6 +147,11 @@ def before_payment_sent(host: Host, wallet: WalletAuth, invoice: InvoiceInfo) ->
 
 
 # --- after money moved: durable, exactly once per payment per plugin -----------------
+#
+# Each call is recorded in the payment's transaction, one row per plugin, so a
+# plugin that only cares about its own payments should say so: a module-level
+# `payment_tags = {"mytag"}` limits its payment hooks (and their rows) to
+# payments whose `tag` is in the set. Without it, every payment is delivered.
 
 
 @hookspec

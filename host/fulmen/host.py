@@ -161,6 +161,7 @@ class Host:
             if info.usable and info.enabled:
                 await self._start_plugin(info)
         self.spawn(self._background(), name="fulmen-background")
+        self.spawn(self.hooks.run(), name="fulmen-hook-deliveries")
         self.spawn(self._listen_for_paid_invoices(), name="fulmen-invoice-stream")
         await self.events.start()
         self.spawn(self.webhooks.run(), name="fulmen-webhooks")
@@ -287,13 +288,12 @@ class Host:
     # --- background work ---------------------------------------------------------------
 
     async def _background(self) -> None:
-        """Every process: follow plugin state, deliver due hooks, reconcile payments."""
+        """Every process: follow plugin state, reconcile payments."""
         last_reconcile = 0.0
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             try:
                 await self._sync_plugin_state()
-                await self.hooks.deliver_due()
                 if loop.time() - last_reconcile >= self.settings.reconcile_interval:
                     last_reconcile = loop.time()
                     await self.payments.reconcile()

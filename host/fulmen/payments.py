@@ -461,7 +461,7 @@ class PaymentService:
     async def _write_outbox(self, payment: Payment, hook: str) -> None:
         """Durable post-commit work, recorded in the payment's own transaction."""
         now = now_ms()
-        for plugin_id in self.hooks.durable_targets(hook):
+        for plugin_id in self.hooks.durable_targets(hook, payment):
             await query(
                 "INSERT INTO fulmen_hook_delivery (payment_id, plugin_id, hook, status, attempts, "
                 "next_attempt_at, locked_until, created_at) VALUES ({}, {}, {}, 'pending', 0, {}, 0, {})",
@@ -475,8 +475,7 @@ class PaymentService:
         for payment in payments:
             for listener in self.listeners:
                 self._spawn(listener(payment))
-        if self.hooks.has_durable_targets():
-            self._spawn(self.hooks.deliver_due())
+        self.hooks.wake()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

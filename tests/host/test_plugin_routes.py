@@ -18,3 +18,29 @@ async def test_plugin_handlers_receive_the_host_as_a_dependency(fulmen):
     client = await fulmen.start(plugins=[plugin("echo", Echo())])
     r = await client.get("/echo/whoami")
     assert r.status_code == 200 and r.json() == {"signup": True, "plugins": ["echo"]}
+
+
+class Tagged:
+    payment_tags = {"mine"}
+    seen: list = []
+
+    @hookimpl
+    def on_invoice_paid(self, payment):
+        self.seen.append(payment.tag)
+
+
+async def test_hook_on_invoice_paid_respects_payment_tags(fulmen):
+    from fulmen.db import query
+
+    probe = Tagged()
+    await fulmen.start(plugins=[plugin("tagged", probe)])
+    alice = await fulmen.wallet("alice", sats=10)
+    bob = await fulmen.wallet("bob")
+    plain = await fulmen.invoice(bob, 1)
+    mine = await fulmen.invoice(bob, 1, extra={"tag": "mine"})
+    for inv in (plain, mine):
+        assert (await fulmen.pay(alice, inv["bolt11"])).status_code == 201
+    await fulmen.drain()
+    assert probe.seen == ["mine"]
+    rows = await query("SELECT COUNT(*) AS n FROM fulmen_hook_delivery")
+    assert rows[0]["n"] == 1  # no row at all for the untagged payment

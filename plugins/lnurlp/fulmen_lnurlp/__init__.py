@@ -11,6 +11,9 @@ from typing import Any
 from fulmen import Host, Payment, hookimpl
 
 
+# Payment hooks are recorded and called only for payments with these tags.
+payment_tags = {"lnurlp"}
+
 @hookimpl
 def register_apps() -> Any:
     from .piccolo_app import APP_CONFIG
