@@ -45,7 +45,8 @@ class WithdrawLinkController(Controller):
         rows, total = await links.list_links(wallet, whole(offset, "offset", 0, 10**9),
                                              whole(limit, "limit", 100, 1000))
         base = host.base_url(request)
-        return {"data": [links.to_json(r, base) for r in rows], "total": total}
+        reveal = wallet.kind == "admin"
+        return {"data": [links.to_json(r, base, reveal) for r in rows], "total": total}
 
     @post("/", status_code=201, dependencies={"wallet": require_wallet_key("admin")})
     async def create_link(self, host: Host, wallet: WalletAuth, request: Request, data: Any) -> dict[str, Any]:
@@ -53,7 +54,8 @@ class WithdrawLinkController(Controller):
 
     @get("/{link_id:str}", dependencies={"wallet": require_wallet_key("invoice")})
     async def read_link(self, host: Host, wallet: WalletAuth, request: Request, link_id: str) -> dict[str, Any]:
-        return links.to_json(await links.owned_link(link_id, wallet), host.base_url(request))
+        return links.to_json(await links.owned_link(link_id, wallet), host.base_url(request),
+                             wallet.kind == "admin")
 
     @put("/{link_id:str}", dependencies={"wallet": require_wallet_key("admin")})
     async def update_link(
@@ -95,10 +97,12 @@ class LnurlController(Controller):
     async def index(self) -> Response[str]:
         return Response(templates.get_template("withdraw/index.html").render(), media_type=MediaType.HTML)
 
-    @get("/{link_id:str}", media_type=MediaType.HTML)
-    async def link_page(self, host: Host, request: Request, link_id: str) -> Response[str]:
-        """The link's QR code, to print or show (whoever has it can withdraw)."""
-        row = await links.get_link(link_id)
+    @get("/{unique_hash:str}", media_type=MediaType.HTML)
+    async def link_page(self, host: Host, request: Request, unique_hash: str) -> Response[str]:
+        """The link's QR code, to print or show (whoever has it can withdraw).
+        Found by the link's secret `unique_hash`, not its id: the id is shown
+        to keys that cannot spend."""
+        row = await links.link_by_page_key(unique_hash)
         code, _ = links.lnurl_forms(host.base_url(request), row["unique_hash"])
         svg = segno.make(f"lightning:{code}", error="l").svg_inline(scale=5, border=2)
         html = templates.get_template("withdraw/link.html").render(

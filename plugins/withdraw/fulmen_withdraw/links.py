@@ -76,8 +76,22 @@ def lnurl_forms(base_url: str, unique_hash: str) -> tuple[str, str]:
     return lnurl.url_encode(url), url
 
 
-def to_json(row: dict[str, Any], base_url: str) -> dict[str, Any]:
-    return link_json(row, *lnurl_forms(base_url, row["unique_hash"]))
+def to_json(row: dict[str, Any], base_url: str, reveal: bool = True) -> dict[str, Any]:
+    """The link's JSON. Whoever holds the LNURL can withdraw, so without
+    `reveal` (a key that cannot spend) `unique_hash`, `lnurl` and `lnurl_url`
+    are null: an invoice key must not be a way to take the wallet's money."""
+    data = link_json(row, *lnurl_forms(base_url, row["unique_hash"]))
+    if not reveal:
+        data.update(unique_hash=None, lnurl=None, lnurl_url=None)
+    return data
+
+
+async def link_by_page_key(unique_hash: str) -> dict[str, Any]:
+    """The link whose page is `/withdraw/{unique_hash}` (the page shows the LNURL)."""
+    rows = await query("SELECT * FROM withdraw_link WHERE unique_hash = {}", unique_hash)
+    if not rows:
+        raise NotFound("Withdraw link does not exist.")
+    return rows[0]
 
 
 # --- storage ------------------------------------------------------------------------------

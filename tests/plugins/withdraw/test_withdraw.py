@@ -93,6 +93,28 @@ async def test_key_kinds_and_ownership(fulmen_db):
     assert (await client.delete(f"{API}/{link['id']}", headers=other.admin_headers)).status_code == 403
 
 
+async def test_invoice_key_cannot_reach_the_lnurl(fulmen_db):
+    """Whoever has a withdraw link's LNURL takes the wallet's money: a key that
+    cannot spend sees the link without it, and the page (which shows the QR
+    code) is not found by the link id that key does see."""
+    client = await fulmen_db.start(plugins=["withdraw"])
+    src = await fulmen_db.wallet("src")
+    link = await make_link(client, src)
+    assert link["unique_hash"] and link["lnurl"]  # the admin key that made it
+    r = await client.get(API, headers=src.invoice_headers)
+    [seen] = r.json()["data"]
+    r2 = await client.get(f"{API}/{link['id']}", headers=src.invoice_headers)
+    for data in (seen, r2.json()):
+        assert data["id"] == link["id"] and data["title"] == "Voucher"
+        assert data["unique_hash"] is None and data["lnurl"] is None and data["lnurl_url"] is None
+        assert link["unique_hash"] not in r.text + r2.text
+    assert (await client.get(f"/withdraw/{link['id']}")).status_code == 404
+    r = await client.get(API, headers=src.admin_headers)
+    assert r.json()["data"][0]["lnurl"] == link["lnurl"]
+    r = await client.get(f"/withdraw/{link['unique_hash']}")
+    assert r.status_code == 200 and link["lnurl"] in r.text
+
+
 @pytest.mark.parametrize("fields, problem", [
     ({"title": ""}, "title"),
     ({"min_withdrawable": 0}, "min_withdrawable"),
@@ -328,7 +350,7 @@ async def test_pages(fulmen):
     client = await fulmen.start(plugins=["withdraw"])
     src = await fulmen.wallet("src")
     link = await make_link(client, src)
-    r = await client.get(f"/withdraw/{link['id']}")
+    r = await client.get(f"/withdraw/{link['unique_hash']}")
     assert r.status_code == 200 and "<svg" in r.text and link["lnurl"] in r.text
     assert (await client.get("/withdraw/nope")).status_code == 404
     assert "Withdraw links" in (await client.get("/withdraw/")).text
