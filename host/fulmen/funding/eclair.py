@@ -28,6 +28,7 @@ from .http import (
     NodeAnswerError,
     NodeAuthError,
     NodeClient,
+    UNSURE_4XX,
     as_int,
     error_message,
     hash32_hex,
@@ -224,7 +225,7 @@ class EclairFunding:
             return PaymentStatus(PaymentState.PENDING, error=type(exc).__name__)
         if status in (401, 403):
             return PaymentStatus(PaymentState.FAILED, error="Eclair refused the API password")
-        if status >= 500 or not isinstance(body, (dict, str)):
+        if status >= 500 or status in UNSURE_4XX or not isinstance(body, (dict, str)):
             return PaymentStatus(
                 PaymentState.PENDING, error=error_message(body) or f"HTTP {status}"
             )

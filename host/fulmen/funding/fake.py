@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 from typing import AsyncIterator
 
-import bolt11
-from bolt11 import Bolt11, MilliSatoshi, TagChar, Tags
 from coincurve import PrivateKey
 
+from .bolt11_encode import encode_invoice
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 
 
@@ -42,8 +41,8 @@ class FakeWallet:
     name = "fake"
 
     def __init__(self, node_key_hex: str, network: str = "bc") -> None:
-        self.private_key = node_key_hex
-        self.pubkey = PrivateKey(bytes.fromhex(node_key_hex)).public_key.format().hex()
+        self._key = PrivateKey(bytes.fromhex(node_key_hex))
+        self.pubkey = self._key.public_key.format().hex()
         self.network = network
         self._paid: asyncio.Queue[str] = asyncio.Queue()
 
@@ -61,22 +60,10 @@ class FakeWallet:
     ) -> CreatedInvoice:
         preimage = secrets.token_bytes(32)
         payment_hash = hashlib.sha256(preimage).hexdigest()
-        tags = Tags()
-        tags.add(TagChar.payment_hash, payment_hash)
-        tags.add(TagChar.payment_secret, secrets.token_hex(32))
-        if description_hash is not None:
-            tags.add(TagChar.description_hash, description_hash.hex())
-        else:
-            tags.add(TagChar.description, memo)
-        tags.add(TagChar.expire_time, expiry)
-        tags.add(TagChar.min_final_cltv_expiry, 18)
-        invoice = Bolt11(
-            currency=self.network,
-            date=int(time.time()),
-            tags=tags,
-            amount_msat=MilliSatoshi(amount_msat) if amount_msat else None,
+        encoded = encode_invoice(
+            self._key, self.network, amount_msat, int(time.time()), bytes.fromhex(payment_hash),
+            secrets.token_bytes(32), memo, description_hash, expiry,
         )
-        encoded = bolt11.encode(invoice, self.private_key)
         return CreatedInvoice(
             checking_id=payment_hash,
             payment_hash=payment_hash,

@@ -182,6 +182,11 @@ def as_int(value: Any, default: int | None = None) -> int | None:
     return default
 
 
+# 4xx answers that say the server (or a proxy in front of it) stopped
+# waiting, not that it refused: the payment may still go out.
+UNSURE_4XX = frozenset({408, 499})
+
+
 # ---------------------------------------------------------------- backoff
 
 

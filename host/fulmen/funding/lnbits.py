@@ -29,6 +29,7 @@ from .http import (
     NodeAnswerError,
     NodeAuthError,
     NodeClient,
+    UNSURE_4XX,
     as_int,
     error_message,
     hash32_hex,
@@ -211,7 +212,7 @@ class LnbitsFunding:
         except FundingError as exc:
             return PaymentStatus(PaymentState.PENDING, error=msg or str(exc))
         if record is None:
-            if 400 <= status < 500:
+            if 400 <= status < 500 and status not in UNSURE_4XX:
                 # refused before a payment record existed: nothing was sent
                 return PaymentStatus(PaymentState.FAILED, error=msg or f"HTTP {status}")
             return PaymentStatus(PaymentState.PENDING, error=msg or "no payment record")

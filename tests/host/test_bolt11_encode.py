@@ -1,0 +1,48 @@
+"""FakeWallet's encoder, checked by the `bolt11` package's decoder."""
+
+import hashlib
+import secrets
+
+import bolt11
+import pytest
+from coincurve import PrivateKey
+
+from fulmen.funding.bolt11_encode import encode_invoice
+
+KEY = PrivateKey(bytes.fromhex("7f" * 32))
+PUBKEY = KEY.public_key.format().hex()
+
+
+@pytest.mark.parametrize("amount_msat", [1, 10, 999, 1000, 21_000, 150_000_000, 10**11 + 1, 2_100_000_000_000])
+@pytest.mark.parametrize("currency", ["bc", "tb", "bcrt"])
+def test_amounts_and_networks_round_trip(amount_msat, currency):
+    payment_hash, secret = secrets.token_bytes(32), secrets.token_bytes(32)
+    text = encode_invoice(KEY, currency, amount_msat, 1_790_000_000, payment_hash, secret, "x", None, 600)
+    decoded = bolt11.decode(text)
+    assert decoded.currency == currency and decoded.amount_msat == amount_msat
+    assert decoded.payment_hash == payment_hash.hex() and decoded.payment_secret == secret.hex()
+    assert decoded.date == 1_790_000_000 and decoded.expiry == 600 and decoded.min_final_cltv_expiry == 18
+    assert decoded.signature.verify(PUBKEY)
+
+
+@pytest.mark.parametrize("memo", ["", "coffee", "☕ ünïcode", "m" * 639])
+def test_descriptions(memo):
+    text = encode_invoice(KEY, "bc", 1000, 1_790_000_000, b"\x01" * 32, b"\x02" * 32, memo, None, 86_400)
+    decoded = bolt11.decode(text)
+    assert (decoded.description or "") == memo and decoded.expiry == 86_400
+    assert decoded.signature.verify(PUBKEY)
+
+
+def test_description_hash():
+    h = hashlib.sha256(b'[["text/plain","hi"]]').digest()
+    text = encode_invoice(KEY, "bc", 5000, 1_790_000_000, b"\x03" * 32, b"\x04" * 32, "ignored", h, 60)
+    decoded = bolt11.decode(text)
+    assert decoded.description_hash == h.hex() and decoded.description is None
+    assert decoded.signature.verify(PUBKEY)
+
+
+def test_a_wrong_key_does_not_verify():
+    text = encode_invoice(KEY, "bc", 5000, 1_790_000_000, b"\x03" * 32, b"\x04" * 32, "x", None, 60)
+    other = PrivateKey(bytes.fromhex("11" * 32)).public_key.format().hex()
+    with pytest.raises(ValueError, match="Invalid signature"):
+        bolt11.decode(text).signature.verify(other)
