@@ -30,6 +30,7 @@ from fulmen import (
     WalletAuth,
     now_ms,
     query,
+    transaction,
 )
 
 log = logging.getLogger(__name__)
@@ -79,28 +80,43 @@ async def _rows(payment_id: int) -> list[dict[str, Any]]:
     )
 
 
-async def _record_shares(payment: Payment) -> list[dict[str, Any]]:
+async def _record_shares(host: Host, payment: Payment) -> list[dict[str, Any]]:
     """The share rows of this payment, created from the current targets on
-    the first call. ON CONFLICT keeps a concurrent second run harmless."""
+    the first call. One run records them: a marker row per payment, inserted
+    in the same transaction as the shares, decides between concurrent runs, so
+    two runs that read different targets (changed in between) cannot both
+    record shares and pay out more than the payment."""
     rows = await _rows(payment.id)
     if rows:
         return rows
-    targets = await query(
-        "SELECT * FROM splitpayments_target WHERE source = {} ORDER BY created_at, id",
-        payment.wallet_id,
-    )
-    now = now_ms()
+    targets = await _targets(payment.wallet_id)
+    if not targets:
+        return []
     base = payment.amount_msat - await tip_msat(payment)
-    for t in targets:
-        amount = share_msat(base, float(t["percent"]))
-        await query(
-            "INSERT INTO splitpayments_split (payment_id, source, target_wallet, alias, percent, "
-            "amount_msat, status, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) "
-            "ON CONFLICT (payment_id, target_wallet) DO NOTHING",
-            payment.id, payment.wallet_id, t["wallet"], t["alias"], float(t["percent"]), amount,
-            "pending" if amount > 0 else "skipped", now, now,
+    now = now_ms()
+    async with transaction(host.engine):
+        won = await query(
+            "INSERT INTO splitpayments_payment (payment_id, created_at) VALUES ({}, {}) "
+            "ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
+            payment.id, now,
         )
-    return await _rows(payment.id) if targets else []
+        if won:
+            for t in await _targets(payment.wallet_id):
+                amount = share_msat(base, float(t["percent"]))
+                await query(
+                    "INSERT INTO splitpayments_split (payment_id, source, target_wallet, alias, "
+                    "percent, amount_msat, status, created_at, updated_at) "
+                    "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
+                    payment.id, payment.wallet_id, t["wallet"], t["alias"], float(t["percent"]),
+                    amount, "pending" if amount > 0 else "skipped", now, now,
+                )
+    return await _rows(payment.id)
+
+
+async def _targets(source: str) -> list[dict[str, Any]]:
+    return await query(
+        "SELECT * FROM splitpayments_target WHERE source = {} ORDER BY created_at, id", source
+    )
 
 
 async def _set_status(row_id: int, status: str, error: str | None = None) -> None:
@@ -176,7 +192,7 @@ async def split_payment(host: Host, payment: Payment) -> int:
     """
     if payment.out or not payment.paid or await is_split_payment(payment):
         return 0
-    rows = await _record_shares(payment)
+    rows = await _record_shares(host, payment)
     paid, errors = 0, []
     for row in rows:
         if row["status"] != "pending":

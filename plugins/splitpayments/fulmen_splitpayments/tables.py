@@ -47,3 +47,11 @@ class Split(Table, tablename="splitpayments_split"):
     error = Text(null=True)
     created_at = BigInt()
     updated_at = BigInt()
+
+
+class SplitPayment(Table, tablename="splitpayments_payment"):
+    """One row per incoming payment whose shares were recorded: the run that
+    inserts it records the shares, in the same transaction."""
+
+    payment_id = BigInt(primary_key=True)
+    created_at = BigInt()

@@ -320,3 +320,40 @@ async def test_terminal_tip_is_not_split(fulmen_db):
     await fulmen_db.drain()
     assert await fulmen_db.balance(owner) == 150_000
     assert await fulmen_db.host.wallets.audit() == []
+
+
+async def test_targets_changed_during_a_concurrent_first_run_pay_one_set(fulmen_db, monkeypatch):
+    """Two runs of the hook for one payment, the second having looked for
+    recorded shares before the first recorded them, with the targets replaced
+    in between: only one set of shares is recorded and paid (never 60 % + 60 %)."""
+    from fulmen_splitpayments import splits
+
+    client = await fulmen_db.start(plugins=["splitpayments"])
+    host = fulmen_db.host
+    src = await fulmen_db.wallet("src")
+    a = await fulmen_db.wallet("a")
+    b = await fulmen_db.wallet("b")
+    for target in (a, b):
+        r = await client.put(PATH, json={"targets": [{"wallet": target.id, "percent": 60}]},
+                             headers=src.admin_headers)
+        assert r.status_code == 200
+        if target is a:
+            payer = await fulmen_db.wallet("payer", sats=100)
+            inv = await fulmen_db.invoice(src, 100)
+            assert (await fulmen_db.pay(payer, inv["bolt11"])).status_code == 201
+            await fulmen_db.drain()  # the first run: 60 % to a
+    assert await fulmen_db.balance(a) == 60_000
+    payment = await incoming(fulmen_db, inv["payment_hash"], src)
+    real_rows = splits._rows
+    seen = {"n": 0}
+
+    async def stale_rows(payment_id):
+        seen["n"] += 1
+        return [] if seen["n"] == 1 else await real_rows(payment_id)
+
+    monkeypatch.setattr(splits, "_rows", stale_rows)
+    await splits.split_payment(host, payment)
+    await fulmen_db.drain()
+    assert await fulmen_db.balance(b) == 0
+    assert await fulmen_db.balance(a) == 60_000 and await fulmen_db.balance(src) == 40_000
+    assert await fulmen_db.host.wallets.audit() == []
