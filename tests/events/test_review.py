@@ -9,7 +9,6 @@ import logging
 import httpx
 import pytest
 from event_helpers import SSE, serve
-
 from fulmen.db import now_ms, query
 from fulmen.webhooks import MAX_ENDPOINTS_PER_WALLET, signature_header, verify_signature
 

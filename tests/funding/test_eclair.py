@@ -119,6 +119,16 @@ async def test_server_error_while_paying_is_pending(eclair, fake):
     assert (await eclair.pay_invoice(ext.bolt11, 1_000)).state is PaymentState.PENDING
 
 
+async def test_request_timeout_while_paying_is_pending(eclair, fake):
+    """408: Eclair's API stopped waiting; the payment may still go out."""
+    ext = external_invoice()
+    fake.outcomes[ext.payment_hash] = Outcome("request_timeout")
+    st = await eclair.pay_invoice(ext.bolt11, 1_000)
+    assert st.state is PaymentState.PENDING, st
+    await asyncio.sleep(0.5)
+    assert (await eclair.get_payment_status(ext.payment_hash)).state is PaymentState.PENDING
+
+
 async def test_pending_then_settled(eclair, fake):
     ext = external_invoice()
     fake.outcomes[ext.payment_hash] = Outcome("hold")

@@ -112,6 +112,16 @@ async def test_server_error_without_record_is_pending(lnbits, fake):
     assert (await lnbits.pay_invoice(ext.bolt11, 2_000)).state is PaymentState.PENDING
 
 
+async def test_request_timeout_without_record_is_pending(lnbits, fake):
+    """408 from a proxy in front: the server may record and pay it a moment later."""
+    ext = external_invoice()
+    fake.outcomes[ext.payment_hash] = Outcome("request_timeout")
+    st = await lnbits.pay_invoice(ext.bolt11, 2_000)
+    assert st.state is PaymentState.PENDING, st
+    await asyncio.sleep(0.5)
+    assert (await lnbits.get_payment_status(ext.payment_hash)).state is PaymentState.PENDING
+
+
 async def test_pending_then_settled(lnbits, fake):
     ext = external_invoice()
     fake.outcomes[ext.payment_hash] = Outcome("hold")

@@ -24,12 +24,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 from .http import (
+    UNSURE_4XX,
     InvoiceUnknown,
     InvoiceWatcher,
     NodeAnswerError,
     NodeAuthError,
     NodeClient,
-    UNSURE_4XX,
     as_int,
     error_message,
     hash32_hex,
