@@ -171,7 +171,8 @@ def as_int(value: Any, default: int | None = None) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value)
+        # json.loads accepts NaN and Infinity; a fraction is not an amount either
+        return int(value) if value.is_integer() else default
     if isinstance(value, str):
         v = value.strip()
         v = v.removesuffix("msat")
