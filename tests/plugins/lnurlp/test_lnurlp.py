@@ -375,3 +375,19 @@ async def test_lud17_and_link_page(fulmen):
     assert (await client.get("/lnurlp/link/nope")).status_code == 404
     r = await client.get("/lnurlp/")
     assert r.status_code == 200 and "Pay links" in r.text
+
+
+async def test_webhook_url_the_host_would_not_call_is_refused(fulmen):
+    """A webhook the host's outbound HTTP would refuse is refused when the link
+    is saved, instead of never arriving."""
+    client = await fulmen.start(plugins=["lnurlp"], allow_private_addresses=False)
+    shop = await fulmen.wallet("shop")
+    for url in ("http://hooks.example.com/paid", "https://127.0.0.1/paid", "https://10.0.0.5/x",
+                "https://[::1]/x", "https://169.254.169.254/latest"):
+        r = await client.post(API, json={"description": "Coffee", "min": 10, "webhook_url": url},
+                              headers=shop.admin_headers)
+        assert r.status_code == 400 and "webhook_url" in r.json()["detail"], (url, r.text)
+    link = await make_link(client, shop, webhook_url="https://hooks.example.com/paid")
+    r = await client.put(f"{API}/{link['id']}", json={"webhook_url": "http://hooks.example.com/p"},
+                         headers=shop.admin_headers)
+    assert r.status_code == 400 and "https" in r.json()["detail"]

@@ -354,3 +354,16 @@ async def test_pages(fulmen):
     assert r.status_code == 200 and "<svg" in r.text and link["lnurl"] in r.text
     assert (await client.get("/withdraw/nope")).status_code == 404
     assert "Withdraw links" in (await client.get("/withdraw/")).text
+
+
+async def test_webhook_url_the_host_would_not_call_is_refused(fulmen):
+    client = await fulmen.start(plugins=["withdraw"], allow_private_addresses=False)
+    src = await fulmen.wallet("src")
+    for url in ("http://hooks.example.com/w", "https://127.0.0.1/w", "https://192.168.1.1/w"):
+        r = await client.post(API, json={"title": "V", "min_withdrawable": 1, "max_withdrawable": 2,
+                                         "uses": 1, "webhook_url": url}, headers=src.admin_headers)
+        assert r.status_code == 400 and "webhook_url" in r.json()["detail"], (url, r.text)
+    link = await make_link(client, src, webhook_url="https://hooks.example.com/w")
+    r = await client.put(f"{API}/{link['id']}", json={"webhook_url": "http://hooks.example.com/w"},
+                         headers=src.admin_headers)
+    assert r.status_code == 400 and "https" in r.json()["detail"]
