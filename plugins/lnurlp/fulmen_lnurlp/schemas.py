@@ -30,6 +30,11 @@ IGNORED = ("id", "served_meta", "served_pr", "created_at", "updated_at", "lnurl"
            "lud17")
 
 
+#: Headers a webhook's own headers may not set: the request's framing and target.
+RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
+                              "te", "upgrade", "keep-alive"})
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
+
 def check_fields(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
@@ -88,6 +93,13 @@ def json_text(data: dict[str, Any], name: str, want_object: bool) -> str | None:
                         or not all(isinstance(k, str) and isinstance(v, str)
                                    for k, v in parsed.items())):
         raise BadRequest(f"{name} must be a JSON object of header names to string values")
+    if want_object:
+        for key, val in parsed.items():
+            if not HEADER_NAME.match(key) or key.lower() in RESERVED_HEADERS:
+                raise BadRequest(f"{name}: {key!r} cannot be set (a header name other than "
+                                 f"{', '.join(sorted(RESERVED_HEADERS))})")
+            if "\r" in val or "\n" in val or "\0" in val:
+                raise BadRequest(f"{name}: the value of {key!r} holds a line break")
     return value
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlparse
@@ -20,6 +21,11 @@ FIELDS = ("title", "min_withdrawable", "max_withdrawable", "uses", "wait_time", 
 IGNORED = ("id", "wallet", "unique_hash", "k1", "open_time", "used", "usescsv", "number",
            "created_at", "updated_at", "lnurl", "lnurl_url")
 
+
+#: Headers a webhook's own headers may not set: the request's framing and target.
+RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
+                              "te", "upgrade", "keep-alive"})
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
 
 def whole(value: Any, name: str, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
@@ -55,6 +61,13 @@ def json_text(data: dict[str, Any], name: str, want_object: bool) -> str | None:
     if want_object and (not isinstance(parsed, dict)
                         or not all(isinstance(v, str) for v in parsed.values())):
         raise BadRequest(f"{name} must be a JSON object of header names to string values")
+    if want_object:
+        for key, val in parsed.items():
+            if not HEADER_NAME.match(key) or key.lower() in RESERVED_HEADERS:
+                raise BadRequest(f"{name}: {key!r} cannot be set (a header name other than "
+                                 f"{', '.join(sorted(RESERVED_HEADERS))})")
+            if "\r" in val or "\n" in val or "\0" in val:
+                raise BadRequest(f"{name}: the value of {key!r} holds a line break")
     return value
 
 

@@ -391,3 +391,16 @@ async def test_webhook_url_the_host_would_not_call_is_refused(fulmen):
     r = await client.put(f"{API}/{link['id']}", json={"webhook_url": "http://hooks.example.com/p"},
                          headers=shop.admin_headers)
     assert r.status_code == 400 and "https" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("headers", ['{"Host": "internal.example"}', '{"host": "x"}',
+                                     '{"Content-Length": "0"}', '{"X-A": "1\\r\\nX-B: 2"}',
+                                     '{"bad name": "1"}'])
+async def test_webhook_headers_cannot_reframe_the_request(fulmen, headers):
+    client = await fulmen.start(plugins=["lnurlp"])
+    shop = await fulmen.wallet("shop")
+    r = await client.post(API, json={"description": "Coffee", "min": 10, "webhook_headers": headers},
+                          headers=shop.admin_headers)
+    assert r.status_code == 400 and "webhook_headers" in r.json()["detail"], r.text
+    link = await make_link(client, shop, webhook_headers='{"Content-Type": "application/json", "X-Token": "t"}')
+    assert link["webhook_headers"]

@@ -367,3 +367,13 @@ async def test_webhook_url_the_host_would_not_call_is_refused(fulmen):
     r = await client.put(f"{API}/{link['id']}", json={"webhook_url": "http://hooks.example.com/w"},
                          headers=src.admin_headers)
     assert r.status_code == 400 and "https" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("headers", ['{"Host": "internal.example"}', '{"Transfer-Encoding": "chunked"}',
+                                     '{"X-A": "1\\nX-B: 2"}'])
+async def test_webhook_headers_cannot_reframe_the_request(fulmen, headers):
+    client = await fulmen.start(plugins=["withdraw"])
+    src = await fulmen.wallet("src")
+    r = await client.post(API, json={"title": "V", "min_withdrawable": 1, "max_withdrawable": 2,
+                                     "uses": 1, "webhook_headers": headers}, headers=src.admin_headers)
+    assert r.status_code == 400 and "webhook_headers" in r.json()["detail"], r.text
