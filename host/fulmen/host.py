@@ -272,16 +272,19 @@ class Host:
                 )
                 stored[info.id] = bool(again[0]["enabled"])
             was, now = info.enabled, stored[info.id]
-            info.enabled = now
             if initial or was == now or not info.usable:
+                info.enabled = now
                 continue
             if now:
                 log.info("plugin %s enabled", info.id)
                 await self.migrate(plugin_ids={info.id})
                 if info.usable:
                     await self._start_plugin(info)
+                # Routes and hooks see the plugin only once it has started.
+                info.enabled = True
             else:
                 log.info("plugin %s disabled", info.id)
+                info.enabled = False
                 if info.started:
                     await self._stop_plugin(info)
 

@@ -62,10 +62,10 @@ class SafeHttp:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def check_url(self, url: str) -> str | None:
-        """Refuse URLs that break the rules. Returns the checked address to
-        connect to when the host is a name that had to be resolved, so a DNS
-        answer that changes after the check cannot redirect the request."""
+    def check_url_now(self, url: str) -> None:
+        """The checks that need no DNS: scheme, and the address when the URL
+        gives one. For URLs stored now and called later (webhooks); the call
+        itself checks again, names included."""
         parsed = urlparse(url)
         host = (parsed.hostname or "").lower()
         if not host:
@@ -77,6 +77,22 @@ class SafeHttp:
         elif parsed.scheme != "https":
             raise UnsafeURL(f"URL {url!r} must be https")
         if onion or self.allow_private:
+            return
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        if is_internal(str(address)):
+            raise UnsafeURL(f"URL {url!r} points at an internal address ({address})")
+
+    async def check_url(self, url: str) -> str | None:
+        """Refuse URLs that break the rules. Returns the checked address to
+        connect to when the host is a name that had to be resolved, so a DNS
+        answer that changes after the check cannot redirect the request."""
+        self.check_url_now(url)
+        parsed = urlparse(url)
+        host = (parsed.hostname or "").lower()
+        if host.endswith(".onion") or self.allow_private:
             return None
         addresses = await self._resolve(host, parsed.port or (443 if parsed.scheme == "https" else 80))
         for address in addresses:

@@ -238,13 +238,26 @@ class Fulmen:
         return await self.client.post(f"/admin/api/v1/fake/settle/{payment_hash}",
                                       headers=self.admin_headers)
 
-    async def drain(self) -> None:
-        """Wait until post-commit work (hooks, events) has run."""
+    async def drain(self, timeout: float = 15.0) -> None:
+        """Wait until post-commit work has run: listeners (events, metrics)
+        and every payment-hook delivery that is due, including one the
+        host's own worker is running right now. A hook that failed and waits
+        for its retry does not hold this up."""
+        from .db import now_ms, query
+
         await self.host.payments.drain()
-        for _ in range(50):
-            if not await self.host.hooks.deliver_due() and not self.host.payments._tasks:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            await self.host.hooks.deliver_due()
+            rows = await query(
+                "SELECT COUNT(*) AS n FROM fulmen_hook_delivery WHERE status = 'pending' "
+                "AND next_attempt_at <= {}",
+                now_ms(),
+            )
+            if int(rows[0]["n"]) == 0 and not self.host.payments._tasks:
                 return
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ served (`description_hash = sha256(metadata)`).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -31,8 +30,6 @@ from fulmen import (
     now_ms,
     query,
 )
-
-from fulmen.net import is_internal
 
 from .schemas import check_link, link_json
 
@@ -95,26 +92,15 @@ def metadata(row: dict[str, Any], base_url: str) -> str:
     return json.dumps(entries)
 
 
-def check_outbound(host: Host, url: str | None, name: str) -> None:
+def check_outbound(host: Host, url: str | None) -> None:
     """Refuse, when the link is saved, a URL the host's outbound HTTP would
-    refuse when calling it (plain http, an internal address given as an IP),
-    instead of storing a webhook that silently never arrives."""
-    if url is None:
-        return
-    parsed = urlparse(url)
-    hostname = (parsed.hostname or "").lower()
-    http = host.http
-    if parsed.scheme == "http" and not (hostname.endswith(".onion") or hostname in http.insecure_hosts
-                                        or http._loopback_allowed(hostname)):
-        raise BadRequest(f"{name} must be an https URL (plain http only for .onion hosts and "
-                         "hosts in FULMEN_ALLOW_INSECURE_HTTP_HOSTS)")
-    if not http.allow_private:
+    refuse when calling it, instead of storing a webhook that never arrives.
+    (A host name is resolved and checked again on each call.)"""
+    if url:
         try:
-            address = ipaddress.ip_address(hostname)
-        except ValueError:
-            return  # a name: checked on each call, after resolving it
-        if is_internal(str(address)):
-            raise BadRequest(f"{name} points at an internal address")
+            host.http.check_url_now(url)
+        except BadRequest as exc:
+            raise BadRequest(f"webhook_url: {exc.detail}") from None
 
 
 # --- storage ------------------------------------------------------------------------------
@@ -160,7 +146,7 @@ async def username_taken(username: str | None, link_id: str | None) -> None:
 async def create_link(host: Host, auth: WalletAuth, data: Any, base_url: str) -> dict[str, Any]:
     await check_wallet(auth, data)
     values = check_link(data, None, max_sats(host), urlparse(base_url).hostname)
-    check_outbound(host, values["webhook_url"], "webhook_url")
+    check_outbound(host, values["webhook_url"])
     await username_taken(values["username"], None)
     now = now_ms()
     link_id = secrets.token_urlsafe(16)
@@ -185,7 +171,7 @@ async def update_link(
     current = await owned_link(link_id, auth)
     values = check_link(data, current, max_sats(host), urlparse(base_url).hostname)
     if isinstance(data, dict) and "webhook_url" in data:
-        check_outbound(host, values["webhook_url"], "webhook_url")
+        check_outbound(host, values["webhook_url"])
     await username_taken(values["username"], link_id)
     try:
         rows = await query(

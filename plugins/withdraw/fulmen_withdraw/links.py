@@ -17,7 +17,6 @@ So the link pays at most `uses` invoices of at most `max_withdrawable` each.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import secrets
@@ -39,8 +38,6 @@ from fulmen import (
     query,
     transaction,
 )
-
-from fulmen.net import is_internal
 
 from .schemas import check_link, link_json
 
@@ -99,26 +96,15 @@ async def link_by_page_key(unique_hash: str) -> dict[str, Any]:
     return rows[0]
 
 
-def check_outbound(host: Host, url: str | None, name: str) -> None:
+def check_outbound(host: Host, url: str | None) -> None:
     """Refuse, when the link is saved, a URL the host's outbound HTTP would
-    refuse when calling it (plain http, an internal address given as an IP),
-    instead of storing a webhook that silently never arrives."""
-    if url is None:
-        return
-    parsed = urlparse(url)
-    hostname = (parsed.hostname or "").lower()
-    http = host.http
-    if parsed.scheme == "http" and not (hostname.endswith(".onion") or hostname in http.insecure_hosts
-                                        or http._loopback_allowed(hostname)):
-        raise BadRequest(f"{name} must be an https URL (plain http only for .onion hosts and "
-                         "hosts in FULMEN_ALLOW_INSECURE_HTTP_HOSTS)")
-    if not http.allow_private:
+    refuse when calling it, instead of storing a webhook that never arrives.
+    (A host name is resolved and checked again on each call.)"""
+    if url:
         try:
-            address = ipaddress.ip_address(hostname)
-        except ValueError:
-            return  # a name: checked on each call, after resolving it
-        if is_internal(str(address)):
-            raise BadRequest(f"{name} points at an internal address")
+            host.http.check_url_now(url)
+        except BadRequest as exc:
+            raise BadRequest(f"webhook_url: {exc.detail}") from None
 
 
 # --- storage ------------------------------------------------------------------------------
@@ -153,7 +139,7 @@ async def list_links(auth: WalletAuth, offset: int, limit: int) -> tuple[list[di
 
 async def create_link(host: Host, auth: WalletAuth, data: Any) -> dict[str, Any]:
     values = check_link(data, None, max_sats(host))
-    check_outbound(host, values["webhook_url"], "webhook_url")
+    check_outbound(host, values["webhook_url"])
     now = now_ms()
     rows = await query(
         "INSERT INTO withdraw_link (id, wallet, unique_hash, used, last_used_at, "
@@ -169,7 +155,7 @@ async def update_link(host: Host, auth: WalletAuth, link_id: str, data: Any) -> 
     current = await owned_link(link_id, auth)
     values = check_link(data, current, max_sats(host))
     if isinstance(data, dict) and "webhook_url" in data:
-        check_outbound(host, values["webhook_url"], "webhook_url")
+        check_outbound(host, values["webhook_url"])
     # `uses >= used` again in SQL: a claim may have taken a use since the read.
     rows = await query(
         "UPDATE withdraw_link SET " + ", ".join(f"{c} = {{}}" for c in COLUMNS)
