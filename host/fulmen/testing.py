@@ -46,6 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
     sys._called_from_test = True  # type: ignore[attr-defined]
     config.addinivalue_line("markers", "postgres: needs PostgreSQL")
     config.addinivalue_line("markers", "redis: needs Redis")
+    config.addinivalue_line(
+        "markers", "other_plugins: needs first-party plugins besides the one under test "
+        "(left out when a plugin's tests run in its own install)")
 
 
 def services_required() -> bool:

@@ -310,6 +310,7 @@ async def test_invoice_key_cannot_tag_invoices_out_of_the_split(fulmen_db):
     assert await fulmen_db.balance(src) == 100_000
 
 
+@pytest.mark.other_plugins  # needs tpos installed
 async def test_terminal_tip_is_not_split(fulmen_db):
     """A tpos invoice's tip leaves the wallet for the tip wallet: only the
     rest is shared, so a tipped sale never costs the wallet more than it got."""
