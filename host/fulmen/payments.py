@@ -209,9 +209,9 @@ class PaymentService:
                 "VALUES ({}, {}, 'payment', {}, '', {}), ({}, {}, 'payment', {}, '', {})",
                 wallet.wallet_id, -amount, outgoing.id, now, incoming.wallet_id, amount, incoming.id, now,
             )
-            await self._write_outbox(incoming, "on_invoice_paid")
-            await self._write_outbox(outgoing, "on_payment_sent")
-        self._after_commit(incoming, outgoing)
+            hooks_due = await self._write_outbox(incoming, "on_invoice_paid")
+            hooks_due |= await self._write_outbox(outgoing, "on_payment_sent")
+        self._after_commit(incoming, outgoing, hooks_due=hooks_due)
         return outgoing
 
     async def _why_unpayable(self, payment_id: int) -> str:
@@ -276,8 +276,8 @@ class PaymentService:
             incoming = Payment.from_row(rows[0])
             await self._change_balance(incoming.wallet_id, incoming.amount_msat)
             await self._ledger(incoming.wallet_id, incoming.amount_msat, "payment", incoming.id, now)
-            await self._write_outbox(incoming, "on_invoice_paid")
-        self._after_commit(incoming)
+            hooks_due = await self._write_outbox(incoming, "on_invoice_paid")
+        self._after_commit(incoming, hooks_due=hooks_due)
         return incoming
 
     # --- 4. the node's final word on an outgoing payment ------------------------------
@@ -320,8 +320,8 @@ class PaymentService:
             if refund:
                 await self._change_balance(payment.wallet_id, refund)
                 await self._ledger(payment.wallet_id, refund, "refund", payment.id, now)
-            await self._write_outbox(payment, hook)
-        self._after_commit(payment)
+            hooks_due = await self._write_outbox(payment, hook)
+        self._after_commit(payment, hooks_due=hooks_due)
         return payment
 
     # --- 5. reconciliation ---------------------------------------------------------
@@ -458,10 +458,12 @@ class PaymentService:
         )
         return Payment.from_row(rows[0])
 
-    async def _write_outbox(self, payment: Payment, hook: str) -> None:
-        """Durable post-commit work, recorded in the payment's own transaction."""
+    async def _write_outbox(self, payment: Payment, hook: str) -> bool:
+        """Durable post-commit work, recorded in the payment's own transaction.
+        Returns whether any plugin-hook delivery was recorded."""
         now = now_ms()
-        for plugin_id in self.hooks.durable_targets(hook, payment):
+        targets = self.hooks.durable_targets(hook, payment)
+        for plugin_id in targets:
             await query(
                 "INSERT INTO fulmen_hook_delivery (payment_id, plugin_id, hook, status, attempts, "
                 "next_attempt_at, locked_until, created_at) VALUES ({}, {}, {}, 'pending', 0, {}, 0, {})",
@@ -469,13 +471,15 @@ class PaymentService:
             )
         for writer in self.outbox_writers:
             await writer(payment, hook)
+        return bool(targets)
 
-    def _after_commit(self, *payments: Payment) -> None:
+    def _after_commit(self, *payments: Payment, hooks_due: bool = False) -> None:
         """Start post-commit delivery without holding up the response."""
         for payment in payments:
             for listener in self.listeners:
                 self._spawn(listener(payment))
-        self.hooks.wake()
+        if hooks_due:
+            self.hooks.wake()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

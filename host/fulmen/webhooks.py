@@ -326,8 +326,10 @@ class WebhookService:
             )
 
     async def on_event(self, event: Event) -> None:
-        """Event listener (after the commit): send new deliveries right away."""
-        self._wake.set()
+        """Event listener (after the commit): send new deliveries right away
+        (only when this event can have any: most wallets have no webhooks)."""
+        if event.wallet_webhooks or (event.incoming and event.data["payment"].get("webhook")):
+            self._wake.set()
 
     # --- sending ------------------------------------------------------------------
 
