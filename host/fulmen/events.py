@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .db import now_ms, query
+from .db import is_postgres, now_ms, query
 from .models import Payment
 
 if TYPE_CHECKING:
@@ -286,6 +286,27 @@ class HashSubscription:
                 return {"pending": status == "pending", "status": status}
 
 
+def event_data_json(balance_sat: int, payment_json: str) -> str:
+    """An event's stored data: `json.dumps({"wallet_balance": ..., "payment": ...})`."""
+    return f'{{"wallet_balance": {balance_sat}, "payment": {payment_json}}}'
+
+
+# PostgreSQL: the wallet's next event number and the event row in one
+# statement. The data text is built as `event_data_json` builds it.
+EVENT_INSERT_SQL = """
+WITH wallet AS (
+    UPDATE fulmen_wallet SET event_seq = event_seq + 1 WHERE id = $1
+    RETURNING event_seq, balance_msat, webhook_endpoints
+)
+INSERT INTO fulmen_event (wallet_id, seq, type, payment_id, payment_hash, data, created_at)
+SELECT $1, event_seq, $2, $3, $4,
+    '{"wallet_balance": ' || (balance_msat / 1000)::text || ', "payment": ' || $5 || '}', $6
+FROM wallet
+RETURNING id, seq AS event_seq, (SELECT balance_msat FROM wallet) AS balance_msat,
+    (SELECT webhook_endpoints FROM wallet) AS webhook_endpoints
+"""
+
+
 class EventBus:
     def __init__(self, host: "Host", config: EventSettings | None = None) -> None:
         self.host = host
@@ -345,26 +366,34 @@ class EventBus:
         if event_type is None:
             return
         now = now_ms()
-        # One statement: the wallet's next event number and its balance. The
-        # payment has already locked this wallet row in this transaction.
-        rows = await query(
-            "UPDATE fulmen_wallet SET event_seq = event_seq + 1 WHERE id = {} "
-            "RETURNING event_seq, balance_msat, webhook_endpoints",
-            payment.wallet_id,
-        )
-        seq = int(rows[0]["event_seq"])
-        data = {
-            "wallet_balance": int(rows[0]["balance_msat"]) // 1000,
-            "payment": payment.to_lnbits(),
-        }
-        endpoints = int(rows[0]["webhook_endpoints"])
-        rows = await query(
-            "INSERT INTO fulmen_event (wallet_id, seq, type, payment_id, payment_hash, data, created_at) "
-            "VALUES ({}, {}, {}, {}, {}, {}, {}) RETURNING id",
-            payment.wallet_id, seq, event_type, payment.id, payment.payment_hash, json.dumps(data), now,
-        )
-        event = Event(int(rows[0]["id"]), payment.wallet_id, seq, event_type, payment.id,
-                      payment.payment_hash, data, now, wallet_webhooks=endpoints)
+        payment_data = payment.to_lnbits()
+        payment_json = json.dumps(payment_data)
+        if is_postgres():
+            # One statement: take the wallet's next event number and write the
+            # event with the balance it now has. The payment has already locked
+            # this wallet row in this transaction.
+            rows = await query(
+                EVENT_INSERT_SQL, payment.wallet_id, event_type, payment.id, payment.payment_hash,
+                payment_json, now,
+            )
+        else:
+            rows = await query(
+                "UPDATE fulmen_wallet SET event_seq = event_seq + 1 WHERE id = {} "
+                "RETURNING event_seq, balance_msat, webhook_endpoints",
+                payment.wallet_id,
+            )
+            balance_sat = int(rows[0]["balance_msat"]) // 1000
+            inserted = await query(
+                "INSERT INTO fulmen_event (wallet_id, seq, type, payment_id, payment_hash, data, "
+                "created_at) VALUES ({}, {}, {}, {}, {}, {}, {}) RETURNING id",
+                payment.wallet_id, rows[0]["event_seq"], event_type, payment.id, payment.payment_hash,
+                event_data_json(balance_sat, payment_json), now,
+            )
+            rows = [{**rows[0], "id": inserted[0]["id"]}]
+        row = rows[0]
+        data = {"wallet_balance": int(row["balance_msat"]) // 1000, "payment": payment_data}
+        event = Event(int(row["id"]), payment.wallet_id, int(row["event_seq"]), event_type, payment.id,
+                      payment.payment_hash, data, now, wallet_webhooks=int(row["webhook_endpoints"]))
         for writer in self.writers:
             await writer(event, payment)
         self._written[(payment.id, event_type)] = event

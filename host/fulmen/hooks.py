@@ -137,15 +137,54 @@ class Hooks:
                                 plugin_id, item)
         return entries
 
-    def durable_targets(self, hook: str, payment: Payment | None = None) -> list[str]:
-        """Plugins that must get this payment hook: recorded in the outbox.
+    def durable_targets(self, hook: str, payment: Payment | None = None) -> list[tuple[str, bool]]:
+        """Plugins that must get this payment hook, recorded in the outbox, each
+        with whether only its watched wallets count (`watch_wallets = True`).
         A plugin module with `payment_tags` only gets payments so tagged."""
         targets = []
         for impl in self._impls(hook):
-            tags = getattr(self.plugins[impl.plugin_name].module, "payment_tags", None)
+            module = self.plugins[impl.plugin_name].module
+            tags = getattr(module, "payment_tags", None)
             if tags is None or payment is None or payment.tag in tags:
-                targets.append(impl.plugin_name)
+                targets.append((impl.plugin_name, bool(getattr(module, "watch_wallets", False))))
         return targets
+
+    async def record_deliveries(self, hook: str, payment: Payment) -> bool:
+        """Write this payment's delivery rows (inside the payment's transaction).
+        Returns whether any was written. A plugin that watches wallets gets a
+        row only when it watches the payment's wallet: the check is part of the
+        INSERT, so it costs no extra round trip."""
+        now = now_ms()
+        recorded = False
+        for plugin_id, by_wallet in self.durable_targets(hook, payment):
+            rows = await query(
+                "INSERT INTO fulmen_hook_delivery (payment_id, plugin_id, hook, status, attempts, "
+                "next_attempt_at, locked_until, created_at) "
+                "SELECT {}, {}, {}, 'pending', 0, {}, 0, {} "
+                + ("WHERE EXISTS (SELECT 1 FROM fulmen_hook_wallet WHERE plugin_id = {} AND wallet_id = {}) "
+                   if by_wallet else "")
+                + "RETURNING id",
+                payment.id, plugin_id, hook, now, now,
+                *((plugin_id, payment.wallet_id) if by_wallet else ()),
+            )
+            recorded = recorded or bool(rows)
+        return recorded
+
+    async def watch_wallet(self, plugin_id: str, wallet_id: str, watch: bool = True) -> None:
+        """Start (or stop) giving a `watch_wallets` plugin the payment hooks of
+        this wallet. Call it in the transaction that changes what the plugin
+        keeps for the wallet, so the two never disagree."""
+        if watch:
+            await query(
+                "INSERT INTO fulmen_hook_wallet (plugin_id, wallet_id) VALUES ({}, {}) "
+                "ON CONFLICT (plugin_id, wallet_id) DO NOTHING",
+                plugin_id, wallet_id,
+            )
+        else:
+            await query(
+                "DELETE FROM fulmen_hook_wallet WHERE plugin_id = {} AND wallet_id = {}",
+                plugin_id, wallet_id,
+            )
 
     def wake(self) -> None:
         """New deliveries were committed: the worker should look now."""

@@ -149,9 +149,13 @@ def before_payment_sent(host: Host, wallet: WalletAuth, invoice: InvoiceInfo) ->
 # --- after money moved: durable, exactly once per payment per plugin -----------------
 #
 # Each call is recorded in the payment's transaction, one row per plugin, so a
-# plugin that only cares about its own payments should say so: a module-level
-# `payment_tags = {"mytag"}` limits its payment hooks (and their rows) to
-# payments whose `tag` is in the set. Without it, every payment is delivered.
+# plugin that only cares about some payments should say so, at module level:
+# - `payment_tags = {"mytag"}`: only payments whose `tag` is in the set;
+# - `watch_wallets = True`: only payments of wallets the plugin watches, set
+#   with `await host.hooks.watch_wallet(plugin_id, wallet_id, True/False)`
+#   (in the transaction that changes the plugin's own record of the wallet).
+# Both may be given (a payment must pass both). Without them, every payment
+# is delivered.
 
 
 @hookspec

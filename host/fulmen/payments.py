@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable
 import bolt11 as bolt11_lib
 from piccolo.engine.base import Engine
 
-from .db import now_ms, query, transaction
+from .db import is_postgres, now_ms, query, transaction
 from .errors import BadRequest, Conflict, InsufficientBalance, NotFound, PaymentFailed
 from .funding import FundingError, FundingSource, PaymentState, PaymentStatus
 from .models import InvoiceInfo, InvoiceRequest, Payment, WalletAuth
@@ -57,6 +57,51 @@ def is_unique_violation(exc: BaseException) -> bool:
     """A unique index refused the row (sqlite3 or asyncpg)."""
     name = type(exc).__name__
     return name == "UniqueViolationError" or (name == "IntegrityError" and "UNIQUE" in str(exc))
+
+
+def _in_lock_order(payer: str, payee: str, amount: int) -> list[tuple[str, int]]:
+    """The two balance changes of an internal payment, in wallet-id order, so
+    two opposite payments lock the rows in the same order and cannot deadlock."""
+    return sorted([(payer, -amount), (payee, amount)])
+
+
+# The internal payment on PostgreSQL, in one statement. Parameters: $1 now,
+# $2 invoice row id, $3/$4 first wallet and its change, $5/$6 second wallet
+# and its change (lock order), $7 payer wallet, $8 extra (JSON), $9 tag,
+# $10 idempotency key. Each step depends on the rows the one before returned,
+# which also fixes their order: claim, first wallet, second wallet, records.
+# `balance_msat + change >= 0` is the no-overdraw rule for the debit and
+# always true for the credit. Returns the claimed invoice row and the new
+# outgoing row; fewer rows mean a step found nothing to do.
+INTERNAL_PAYMENT_SQL = """
+WITH claimed AS (
+    UPDATE fulmen_payment SET status = 'success', updated_at = $1
+    WHERE id = $2 AND status = 'pending' AND expires_at > $1
+    RETURNING *
+), first_wallet AS (
+    UPDATE fulmen_wallet SET balance_msat = balance_msat + $4
+    WHERE id = $3 AND NOT deleted AND balance_msat + $4 >= 0 AND EXISTS (SELECT 1 FROM claimed)
+    RETURNING id
+), second_wallet AS (
+    UPDATE fulmen_wallet SET balance_msat = balance_msat + $6
+    WHERE id = $5 AND NOT deleted AND balance_msat + $6 >= 0 AND EXISTS (SELECT 1 FROM first_wallet)
+    RETURNING id
+), outgoing AS (
+    INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, bolt11,
+        amount_msat, fee_msat, fee_reserve_msat, memo, preimage, expires_at, extra, tag,
+        internal, idempotency_key, created_at, updated_at)
+    SELECT $7, TRUE, 'success', payment_hash, 'internal_' || payment_hash, bolt11,
+        -amount_msat, 0, 0, memo, preimage, expires_at, $8, $9, TRUE, $10, $1, $1
+    FROM claimed WHERE EXISTS (SELECT 1 FROM second_wallet)
+    RETURNING *
+), ledger AS (
+    INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, created_at)
+    SELECT wallet_id, amount_msat, 'payment', id, '', $1 FROM outgoing
+    UNION ALL
+    SELECT wallet_id, amount_msat, 'payment', id, '', $1 FROM claimed WHERE EXISTS (SELECT 1 FROM outgoing)
+)
+SELECT * FROM claimed UNION ALL SELECT * FROM outgoing
+"""
 
 
 class PaymentService:
@@ -182,37 +227,76 @@ class PaymentService:
     async def _pay_internal(
         self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
     ) -> Payment:
-        amount = int(invoice_row["amount_msat"])
-        now = now_ms()
         async with transaction(self.engine):
-            # Claim the invoice first: of two concurrent payers, one gets the row.
-            claimed = await query(
-                "UPDATE fulmen_payment SET status = 'success', updated_at = {} "
-                "WHERE id = {} AND status = 'pending' AND expires_at > {} RETURNING *",
-                now, invoice_row["id"], now,
-            )
-            if not claimed:
-                raise BadRequest(await self._why_unpayable(int(invoice_row["id"])))
-            incoming = Payment.from_row(claimed[0])
-            # Wallet rows in a fixed order, so two opposite payments cannot deadlock.
-            for wallet_id, delta in sorted(
-                [(wallet.wallet_id, -amount), (incoming.wallet_id, amount)], key=lambda x: (x[0], x[1])
-            ):
-                await self._change_balance(wallet_id, delta)
-            outgoing = await self._insert_outgoing(
-                wallet, incoming.bolt11, incoming.payment_hash, amount, 0, "success",
-                f"internal_{incoming.payment_hash}", incoming.memo, incoming.expires_at,
-                extra, idempotency_key, internal=True, preimage=incoming.preimage,
-            )
-            await query(
-                "INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, created_at) "
-                "VALUES ({}, {}, 'payment', {}, '', {}), ({}, {}, 'payment', {}, '', {})",
-                wallet.wallet_id, -amount, outgoing.id, now, incoming.wallet_id, amount, incoming.id, now,
-            )
+            if is_postgres() and wallet.wallet_id != invoice_row["wallet_id"]:
+                incoming, outgoing = await self._settle_internal_in_one_statement(
+                    wallet, invoice_row, extra, idempotency_key
+                )
+            else:
+                incoming, outgoing = await self._settle_internal_step_by_step(
+                    wallet, invoice_row, extra, idempotency_key
+                )
             hooks_due = await self._write_outbox(incoming, "on_invoice_paid")
             hooks_due |= await self._write_outbox(outgoing, "on_payment_sent")
         self._after_commit(incoming, outgoing, hooks_due=hooks_due)
         return outgoing
+
+    async def _settle_internal_step_by_step(
+        self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
+    ) -> tuple[Payment, Payment]:
+        """Claim the invoice, move the money, record both sides: a statement each."""
+        amount = int(invoice_row["amount_msat"])
+        now = now_ms()
+        # Claim the invoice first: of two concurrent payers, one gets the row.
+        claimed = await query(
+            "UPDATE fulmen_payment SET status = 'success', updated_at = {} "
+            "WHERE id = {} AND status = 'pending' AND expires_at > {} RETURNING *",
+            now, invoice_row["id"], now,
+        )
+        if not claimed:
+            raise BadRequest(await self._why_unpayable(int(invoice_row["id"])))
+        incoming = Payment.from_row(claimed[0])
+        for wallet_id, delta in _in_lock_order(wallet.wallet_id, incoming.wallet_id, amount):
+            await self._change_balance(wallet_id, delta)
+        outgoing = await self._insert_outgoing(
+            wallet, incoming.bolt11, incoming.payment_hash, amount, 0, "success",
+            f"internal_{incoming.payment_hash}", incoming.memo, incoming.expires_at,
+            extra, idempotency_key, internal=True, preimage=incoming.preimage,
+        )
+        await query(
+            "INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, created_at) "
+            "VALUES ({}, {}, 'payment', {}, '', {}), ({}, {}, 'payment', {}, '', {})",
+            wallet.wallet_id, -amount, outgoing.id, now, incoming.wallet_id, amount, incoming.id, now,
+        )
+        return incoming, outgoing
+
+    async def _settle_internal_in_one_statement(
+        self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
+    ) -> tuple[Payment, Payment]:
+        """The same steps as `_settle_internal_step_by_step`, as one PostgreSQL
+        statement: one round trip, and the wallet rows stay locked for one
+        statement instead of six. Each step runs only if the one before it
+        succeeded; a partial result is rolled back by raising."""
+        amount = int(invoice_row["amount_msat"])
+        (first, first_delta), (second, second_delta) = _in_lock_order(
+            wallet.wallet_id, invoice_row["wallet_id"], amount
+        )
+        rows = await query(
+            INTERNAL_PAYMENT_SQL, now_ms(), invoice_row["id"], first, first_delta, second, second_delta,
+            wallet.wallet_id, json.dumps(extra), extra.get("tag"), idempotency_key,
+        )
+        incoming = next((Payment.from_row(r) for r in rows if not r["out"]), None)
+        outgoing = next((Payment.from_row(r) for r in rows if r["out"]), None)
+        if incoming is None:
+            raise BadRequest(await self._why_unpayable(int(invoice_row["id"])))
+        if outgoing is None:
+            live = await query(
+                "SELECT id FROM fulmen_wallet WHERE id IN ({}, {}) AND NOT deleted", first, second
+            )
+            if len(live) < 2:
+                raise NotFound("Wallet not found.")
+            raise InsufficientBalance("Insufficient balance.")
+        return incoming, outgoing
 
     async def _why_unpayable(self, payment_id: int) -> str:
         current = await self.get_by_id(payment_id)
@@ -461,17 +545,10 @@ class PaymentService:
     async def _write_outbox(self, payment: Payment, hook: str) -> bool:
         """Durable post-commit work, recorded in the payment's own transaction.
         Returns whether any plugin-hook delivery was recorded."""
-        now = now_ms()
-        targets = self.hooks.durable_targets(hook, payment)
-        for plugin_id in targets:
-            await query(
-                "INSERT INTO fulmen_hook_delivery (payment_id, plugin_id, hook, status, attempts, "
-                "next_attempt_at, locked_until, created_at) VALUES ({}, {}, {}, 'pending', 0, {}, 0, {})",
-                payment.id, plugin_id, hook, now, now,
-            )
+        hooks_due = await self.hooks.record_deliveries(hook, payment)
         for writer in self.outbox_writers:
             await writer(payment, hook)
-        return bool(targets)
+        return hooks_due
 
     def _after_commit(self, *payments: Payment, hooks_due: bool = False) -> None:
         """Start post-commit delivery without holding up the response."""

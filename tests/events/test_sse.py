@@ -78,3 +78,23 @@ async def test_sse_reports_events_pruned_from_the_log(fulmen, monkeypatch):
             assert gap["event"] == "gap"
             assert json.loads(gap["data"]) == {"missed_from": 2, "missed_to": 3}
             assert [(await sse.next())["id"] for _ in range(2)] == ["4", "5"]
+
+
+async def test_logged_event_is_the_event_delivered_live(fulmen_db):
+    """The event row written in the payment's transaction holds exactly what
+    subscribers were handed live (both sides of the payment)."""
+    await fulmen_db.start()
+    alice = await fulmen_db.wallet("alice", sats=1000)
+    bob = await fulmen_db.wallet("bob")
+    bus = fulmen_db.host.events
+    inv = await fulmen_db.invoice(bob, 21, memo='quote " and \u00e9')
+    async with bus.subscribe_wallet(bob.id) as bob_sub, bus.subscribe_wallet(alice.id) as alice_sub:
+        r = await fulmen_db.pay(alice, inv["bolt11"])
+        assert r.status_code == 201, r.text
+        live = {bob.id: await bob_sub.next(5), alice.id: await alice_sub.next(5)}
+    for wallet, balance in ((bob, 21), (alice, 979)):
+        [logged] = await bus.replay(wallet.id, 0)
+        assert live[wallet.id] is not None and live[wallet.id].data == logged.data
+        assert logged.data["wallet_balance"] == balance
+        assert logged.data["payment"]["payment_hash"] == inv["payment_hash"]
+        assert logged.data["payment"]["memo"] == 'quote " and \u00e9'

@@ -267,3 +267,42 @@ async def test_admin_credit_and_debit_are_ledgered(fulmen_db):
     assert r.status_code == 404
     r = await client.put("/users/api/v1/balance", json={"id": alice.id, "amount": 1})
     assert r.status_code == 401
+
+
+async def test_refused_internal_payment_leaves_the_invoice_payable(fulmen_db):
+    """A payer without the funds claims nothing: the invoice stays pending
+    (the claim is undone with the rest) and the next payer can pay it."""
+    client = await fulmen_db.start()
+    poor = await fulmen_db.wallet("poor", sats=5)
+    rich = await fulmen_db.wallet("rich", sats=100)
+    bob = await fulmen_db.wallet("bob")
+    inv = await fulmen_db.invoice(bob, 10)
+    r = await fulmen_db.pay(poor, inv["bolt11"])
+    assert r.status_code == 400 and r.json()["detail"] == "Insufficient balance.", r.text
+    r = await client.get(f"/api/v1/payments/{inv['payment_hash']}", headers=bob.invoice_headers)
+    assert r.json()["paid"] is False
+    assert await fulmen_db.balance(poor) == 5000 and await fulmen_db.balance(bob) == 0
+    r = await fulmen_db.pay(rich, inv["bolt11"])
+    assert r.status_code == 201, r.text
+    assert await fulmen_db.balance(rich) == 90000 and await fulmen_db.balance(bob) == 10000
+    for w in (poor, rich, bob):
+        assert await ledger_sum(w.id) == await fulmen_db.balance(w)
+
+
+async def test_opposite_internal_payments_at_once_all_settle(fulmen_db):
+    """Many payments between two wallets in both directions at the same time:
+    wallet rows are locked in one order, so none deadlocks or fails."""
+    await fulmen_db.start()
+    a = await fulmen_db.wallet("a", sats=1000)
+    b = await fulmen_db.wallet("b", sats=1000)
+    a_to_b = [await fulmen_db.invoice(b, 1) for _ in range(12)]
+    b_to_a = [await fulmen_db.invoice(a, 2) for _ in range(12)]
+    results = await asyncio.gather(
+        *[fulmen_db.pay(a, inv["bolt11"]) for inv in a_to_b],
+        *[fulmen_db.pay(b, inv["bolt11"]) for inv in b_to_a],
+    )
+    assert [r.status_code for r in results] == [201] * 24, [r.text for r in results if r.status_code != 201]
+    assert await fulmen_db.balance(a) == (1000 - 12 + 24) * 1000
+    assert await fulmen_db.balance(b) == (1000 + 12 - 24) * 1000
+    for w in (a, b):
+        assert await ledger_sum(w.id) == await fulmen_db.balance(w)

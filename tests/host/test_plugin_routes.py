@@ -44,3 +44,44 @@ async def test_hook_on_invoice_paid_respects_payment_tags(fulmen):
     assert probe.seen == ["mine"]
     rows = await query("SELECT COUNT(*) AS n FROM fulmen_hook_delivery")
     assert rows[0]["n"] == 1  # no row at all for the untagged payment
+
+
+class Watching:
+    watch_wallets = True
+
+    def __init__(self):
+        self.seen: list = []
+
+    @hookimpl
+    def on_invoice_paid(self, payment):
+        self.seen.append(payment.wallet_id)
+
+
+async def test_hook_on_invoice_paid_respects_watched_wallets(fulmen_db):
+    """A `watch_wallets` plugin gets the payments of the wallets it watches,
+    from the moment it watches them until it stops, and no rows for others."""
+    from fulmen.db import query, transaction
+
+    probe = Watching()
+    await fulmen_db.start(plugins=[plugin("watching", probe)])
+    host = fulmen_db.host
+    alice = await fulmen_db.wallet("alice", sats=10)
+    bob = await fulmen_db.wallet("bob")
+    carol = await fulmen_db.wallet("carol")
+
+    async def pay(wallet):
+        inv = await fulmen_db.invoice(wallet, 1)
+        assert (await fulmen_db.pay(alice, inv["bolt11"])).status_code == 201
+
+    await pay(bob)  # not watched yet
+    async with transaction(host.engine):
+        await host.hooks.watch_wallet("watching", bob.id)
+        await host.hooks.watch_wallet("watching", bob.id)  # twice is once
+    await pay(bob)
+    await pay(carol)
+    await host.hooks.watch_wallet("watching", bob.id, False)
+    await pay(bob)
+    await fulmen_db.drain()
+    assert probe.seen == [bob.id]
+    rows = await query("SELECT COUNT(*) AS n FROM fulmen_hook_delivery")
+    assert rows[0]["n"] == 1

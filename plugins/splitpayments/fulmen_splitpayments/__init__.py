@@ -10,6 +10,10 @@ from typing import Any
 
 from fulmen import Host, Payment, hookimpl
 
+# Payment hooks only for wallets with split targets (`targets.replace_targets`
+# keeps the host's list of watched wallets).
+watch_wallets = True
+
 
 @hookimpl
 def register_apps() -> Any:

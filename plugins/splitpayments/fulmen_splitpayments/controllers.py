@@ -30,5 +30,5 @@ class TargetsController(Controller):
     @delete("/", status_code=200)
     async def remove_targets(self, host: Host, wallet: WalletAuth) -> dict[str, Any]:
         """Remove all the wallet's targets: incoming payments stay whole."""
-        await delete_targets(wallet.wallet_id)
+        await delete_targets(host, wallet.wallet_id)
         return {"success": True, "message": "Split targets removed."}

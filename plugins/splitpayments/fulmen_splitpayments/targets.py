@@ -9,6 +9,8 @@ from typing import Any
 
 from fulmen import BadRequest, Host, NotFound, Unauthorized, now_ms, query, transaction
 
+from .splits import TAG
+
 MAX_TARGETS = 100
 MAX_ALIAS = 100
 
@@ -105,10 +107,13 @@ async def check_targets(host: Host, source: str, data: Any) -> list[dict[str, An
 
 
 async def replace_targets(host: Host, source: str, targets: list[dict[str, Any]]) -> None:
-    """Swap the source's targets for these, in one transaction."""
+    """Swap the source's targets for these, in one transaction. The host is
+    told to deliver this wallet's payments to the plugin only while it has
+    targets (most wallets have none, and their payments then cost nothing)."""
     now = now_ms()
     async with transaction(host.engine):
         await query("DELETE FROM splitpayments_target WHERE source = {}", source)
+        await host.hooks.watch_wallet(TAG, source, bool(targets))
         for target in targets:
             await query(
                 "INSERT INTO splitpayments_target (id, source, wallet, alias, percent, created_at) "
@@ -118,5 +123,7 @@ async def replace_targets(host: Host, source: str, targets: list[dict[str, Any]]
             )
 
 
-async def delete_targets(source: str) -> None:
-    await query("DELETE FROM splitpayments_target WHERE source = {}", source)
+async def delete_targets(host: Host, source: str) -> None:
+    async with transaction(host.engine):
+        await query("DELETE FROM splitpayments_target WHERE source = {}", source)
+        await host.hooks.watch_wallet(TAG, source, False)

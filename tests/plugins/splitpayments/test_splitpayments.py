@@ -377,3 +377,54 @@ async def test_targets_changed_during_a_concurrent_first_run_pay_one_set(fulmen_
     assert await fulmen_db.balance(b) == 0
     assert await fulmen_db.balance(a) == 60_000 and await fulmen_db.balance(src) == 40_000
     assert await fulmen_db.host.wallets.audit() == []
+
+
+async def test_only_wallets_with_targets_get_hook_deliveries(fulmen_db):
+    """Payments of a wallet without targets record no hook delivery at all;
+    setting targets starts the split, deleting them (or an empty PUT) stops it."""
+    client = await fulmen_db.start(plugins=["splitpayments"])
+    src = await fulmen_db.wallet("src")
+    a = await fulmen_db.wallet("a")
+
+    async def deliveries():
+        rows = await query("SELECT COUNT(*) AS n FROM fulmen_hook_delivery WHERE plugin_id = 'splitpayments'")
+        return int(rows[0]["n"])
+
+    await receive(fulmen_db, src, 10)
+    assert await deliveries() == 0
+    body = {"targets": [{"wallet": a.id, "alias": "A", "percent": 50}]}
+    assert (await client.put(PATH, json=body, headers=src.admin_headers)).status_code == 200
+    await receive(fulmen_db, src, 10)
+    # the source's payment, and none for the share paid into `a` (no targets)
+    assert await deliveries() == 1
+    assert await fulmen_db.balance(a) == 5000
+    assert (await client.delete(PATH, headers=src.admin_headers)).status_code == 200
+    await receive(fulmen_db, src, 10)
+    assert (await client.put(PATH, json=body, headers=src.admin_headers)).status_code == 200
+    assert (await client.put(PATH, json={"targets": []}, headers=src.admin_headers)).status_code == 200
+    await receive(fulmen_db, src, 10)
+    assert await deliveries() == 1
+    assert await fulmen_db.balance(a) == 5000
+    assert await fulmen_db.balance(src) == 35000
+
+
+async def test_upgrade_watches_wallets_that_already_have_targets(fulmen_db):
+    """Targets stored before the plugin watched wallets keep splitting: the
+    upgrade's migration watches every wallet that has targets."""
+    import importlib
+
+    client = await fulmen_db.start(plugins=["splitpayments"])
+    src = await fulmen_db.wallet("src")
+    a = await fulmen_db.wallet("a")
+    body = {"targets": [{"wallet": a.id, "alias": "A", "percent": 20}]}
+    assert (await client.put(PATH, json=body, headers=src.admin_headers)).status_code == 200
+    await query("DELETE FROM fulmen_hook_wallet")  # as before the upgrade
+    migration = importlib.import_module(
+        "fulmen_splitpayments.migrations.splitpayments_2026_11_27t11_00_00_000000"
+    )
+    for _ in range(2):  # and running it again changes nothing
+        await (await migration.forwards()).run()
+    rows = await query("SELECT plugin_id, wallet_id FROM fulmen_hook_wallet")
+    assert [(r["plugin_id"], r["wallet_id"]) for r in rows] == [("splitpayments", src.id)]
+    await receive(fulmen_db, src, 10)
+    assert await fulmen_db.balance(a) == 2000
