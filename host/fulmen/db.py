@@ -153,9 +153,11 @@ async def _keep_session(connection: Any) -> None:
     (the migration lock uses its own connection), so there is nothing to reset."""
 
 
-async def open_engine(engine: Engine, pool_size: int) -> None:
+async def open_engine(engine: Engine, pool_size: int, min_size: int = 2) -> None:
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(min_size=2, max_size=pool_size, reset=_keep_session)
+        await engine.start_connection_pool(
+            min_size=min(min_size, pool_size), max_size=pool_size, reset=_keep_session
+        )
     else:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 

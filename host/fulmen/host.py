@@ -152,7 +152,7 @@ class Host:
     # --- start and stop -------------------------------------------------------------
 
     async def start(self) -> None:
-        await db.open_engine(self.engine, self.settings.db_pool_size)
+        await db.open_engine(self.engine, self.settings.db_pool_size, self.settings.db_pool_min_size)
         await self.migrate(plugin_ids=set())
         await self._sync_plugin_state(initial=True)
         await self.migrate(plugin_ids={i.id for i in self.plugins.values() if i.enabled})

@@ -173,6 +173,7 @@ class Fulmen:
             "admin_key": ADMIN_KEY,
             "allow_private_addresses": True,
             "reconcile_interval": 3600.0,
+            "db_pool_min_size": 2,  # many short-lived hosts: open connections as needed
             **settings,
         }
         cfg = Settings(**values)
