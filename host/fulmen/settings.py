@@ -30,10 +30,10 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="", validation_alias=AliasChoices("REDIS_URL", "FULMEN_REDIS_URL")
     )
-    db_pool_size: int = 20
+    db_pool_size: int = 10
     # Connections opened at start: a burst of requests then finds them ready
     # instead of opening (and preparing statements on) new ones.
-    db_pool_min_size: int = 20
+    db_pool_min_size: int = 10
 
     # Admin bearer credential; generated into data_dir/admin_key on first start when empty.
     admin_key: str = ""
