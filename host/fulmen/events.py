@@ -394,9 +394,15 @@ class EventBus:
         data = {"wallet_balance": int(row["balance_msat"]) // 1000, "payment": payment_data}
         event = Event(int(row["id"]), payment.wallet_id, int(row["event_seq"]), event_type, payment.id,
                       payment.payment_hash, data, now, wallet_webhooks=int(row["webhook_endpoints"]))
+        await self.written(event, payment)
+
+    async def written(self, event: Event, payment: Payment) -> None:
+        """The event's row is written in the payment's transaction (by `write`,
+        or by the payment's own statement): run the event writers (webhook
+        deliveries) and keep the event for publishing after the commit."""
         for writer in self.writers:
             await writer(event, payment)
-        self._written[(payment.id, event_type)] = event
+        self._written[(payment.id, event.type)] = event
         while len(self._written) > 10_000:  # left by rolled-back transactions
             self._written.popitem(last=False)
 

@@ -85,6 +85,7 @@ class Host:
         # Events and webhooks (fulmen/events.py, fulmen/webhooks.py).
         self.events = EventBus(self)
         self.webhooks = WebhookService(self)
+        self.payments.events = self.events
         self.payments.outbox_writers.append(self.events.write)
         self.payments.listeners.append(self.events.on_settled)
         self.events.writers.append(self.webhooks.write)

@@ -33,7 +33,9 @@ from typing import Any, Awaitable, Callable
 import bolt11 as bolt11_lib
 from piccolo.engine.base import Engine
 
+from . import internal_payment
 from .db import is_postgres, now_ms, query, transaction
+from .events import Event, EventBus, payment_event_type
 from .errors import BadRequest, Conflict, InsufficientBalance, NotFound, PaymentFailed
 from .funding import FundingError, FundingSource, PaymentState, PaymentStatus
 from .models import InvoiceInfo, InvoiceRequest, Payment, WalletAuth
@@ -65,45 +67,6 @@ def _in_lock_order(payer: str, payee: str, amount: int) -> list[tuple[str, int]]
     return sorted([(payer, -amount), (payee, amount)])
 
 
-# The internal payment on PostgreSQL, in one statement. Parameters: $1 now,
-# $2 invoice row id, $3/$4 first wallet and its change, $5/$6 second wallet
-# and its change (lock order), $7 payer wallet, $8 extra (JSON), $9 tag,
-# $10 idempotency key. Each step depends on the rows the one before returned,
-# which also fixes their order: claim, first wallet, second wallet, records.
-# `balance_msat + change >= 0` is the no-overdraw rule for the debit and
-# always true for the credit. Returns the claimed invoice row and the new
-# outgoing row; fewer rows mean a step found nothing to do.
-INTERNAL_PAYMENT_SQL = """
-WITH claimed AS (
-    UPDATE fulmen_payment SET status = 'success', updated_at = $1
-    WHERE id = $2 AND status = 'pending' AND expires_at > $1
-    RETURNING *
-), first_wallet AS (
-    UPDATE fulmen_wallet SET balance_msat = balance_msat + $4
-    WHERE id = $3 AND NOT deleted AND balance_msat + $4 >= 0 AND EXISTS (SELECT 1 FROM claimed)
-    RETURNING id
-), second_wallet AS (
-    UPDATE fulmen_wallet SET balance_msat = balance_msat + $6
-    WHERE id = $5 AND NOT deleted AND balance_msat + $6 >= 0 AND EXISTS (SELECT 1 FROM first_wallet)
-    RETURNING id
-), outgoing AS (
-    INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, bolt11,
-        amount_msat, fee_msat, fee_reserve_msat, memo, preimage, expires_at, extra, tag,
-        internal, idempotency_key, created_at, updated_at)
-    SELECT $7, TRUE, 'success', payment_hash, 'internal_' || payment_hash, bolt11,
-        -amount_msat, 0, 0, memo, preimage, expires_at, $8, $9, TRUE, $10, $1, $1
-    FROM claimed WHERE EXISTS (SELECT 1 FROM second_wallet)
-    RETURNING *
-), ledger AS (
-    INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, created_at)
-    SELECT wallet_id, amount_msat, 'payment', id, '', $1 FROM outgoing
-    UNION ALL
-    SELECT wallet_id, amount_msat, 'payment', id, '', $1 FROM claimed WHERE EXISTS (SELECT 1 FROM outgoing)
-)
-SELECT * FROM claimed UNION ALL SELECT * FROM outgoing
-"""
-
-
 class PaymentService:
     def __init__(self, settings: Settings, engine: Engine, funding: FundingSource, hooks: Any) -> None:
         self.settings = settings
@@ -111,6 +74,8 @@ class PaymentService:
         self.funding = funding
         self.hooks = hooks
         self.outbox_writers: list[OutboxWriter] = []
+        #: set by the host; the PostgreSQL internal payment writes events itself
+        self.events: EventBus | None = None
         self.listeners: list[SettledListener] = []
         self._tasks: set[asyncio.Task] = set()
 
@@ -227,18 +192,71 @@ class PaymentService:
     async def _pay_internal(
         self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
     ) -> Payment:
+        # PostgreSQL: one statement, when it knows every outbox writer (events)
+        # and the payer is not also the payee (one wallet row changed twice).
+        one_statement = (
+            is_postgres() and self.events is not None and self.outbox_writers == [self.events.write]
+            and wallet.wallet_id != invoice_row["wallet_id"]
+        )
+        if one_statement:
+            try:
+                return await self._pay_internal_in_one_statement(
+                    wallet, invoice_row, extra, idempotency_key
+                )
+            except internal_payment.Mismatch:
+                log.warning("internal payment of invoice %s: settling step by step", invoice_row["id"])
         async with transaction(self.engine):
-            if is_postgres() and wallet.wallet_id != invoice_row["wallet_id"]:
-                incoming, outgoing = await self._settle_internal_in_one_statement(
-                    wallet, invoice_row, extra, idempotency_key
-                )
-            else:
-                incoming, outgoing = await self._settle_internal_step_by_step(
-                    wallet, invoice_row, extra, idempotency_key
-                )
+            incoming, outgoing = await self._settle_internal_step_by_step(
+                wallet, invoice_row, extra, idempotency_key
+            )
             hooks_due = await self._write_outbox(incoming, "on_invoice_paid")
             hooks_due |= await self._write_outbox(outgoing, "on_payment_sent")
         self._after_commit(incoming, outgoing, hooks_due=hooks_due)
+        return outgoing
+
+    async def _pay_internal_in_one_statement(
+        self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
+    ) -> Payment:
+        """PostgreSQL: the same writes as the step-by-step path and its outbox,
+        in one statement (`fulmen/internal_payment.py`)."""
+        now = now_ms()
+        predicted_in, predicted_out = internal_payment.predicted_payments(wallet, invoice_row, extra, now)
+        hook_targets = [
+            (plugin_id, hook, payment.out, by_wallet)
+            for payment, hook in ((predicted_in, "on_invoice_paid"), (predicted_out, "on_payment_sent"))
+            for plugin_id, by_wallet in self.hooks.durable_targets(hook, payment)
+        ]
+        lock_order = _in_lock_order(
+            wallet.wallet_id, invoice_row["wallet_id"], int(invoice_row["amount_msat"])
+        )
+        async with transaction(self.engine):
+            rows, predicted_in, predicted_out = await internal_payment.settle(
+                wallet, invoice_row, extra, idempotency_key, now, lock_order, hook_targets
+            )
+            by_side = {bool(r["out"]): r for r in rows}
+            if False not in by_side:
+                raise BadRequest(await self._why_unpayable(int(invoice_row["id"])))
+            if True not in by_side:
+                live = await query(
+                    "SELECT id FROM fulmen_wallet WHERE id IN ({}, {}) AND NOT deleted",
+                    wallet.wallet_id, invoice_row["wallet_id"],
+                )
+                if len(live) < 2:
+                    raise NotFound("Wallet not found.")
+                raise InsufficientBalance("Insufficient balance.")
+            incoming, outgoing = Payment.from_row(by_side[False]), Payment.from_row(by_side[True])
+            predicted = (predicted_in.to_lnbits(), predicted_out.to_lnbits())
+            if (incoming.to_lnbits(), outgoing.to_lnbits()) != predicted:
+                raise internal_payment.Mismatch()
+            for payment in (incoming, outgoing):
+                row = by_side[payment.out]
+                data = {"wallet_balance": int(row["wallet_balance_msat"]) // 1000,
+                        "payment": payment.to_lnbits()}
+                event = Event(int(row["event_id"]), payment.wallet_id, int(row["event_seq"]),
+                              payment_event_type(payment) or "", payment.id, payment.payment_hash,
+                              data, now, wallet_webhooks=int(row["wallet_webhooks"]))
+                await self.events.written(event, payment)
+        self._after_commit(incoming, outgoing, hooks_due=int(rows[0]["deliveries"]) > 0)
         return outgoing
 
     async def _settle_internal_step_by_step(
@@ -268,34 +286,6 @@ class PaymentService:
             "VALUES ({}, {}, 'payment', {}, '', {}), ({}, {}, 'payment', {}, '', {})",
             wallet.wallet_id, -amount, outgoing.id, now, incoming.wallet_id, amount, incoming.id, now,
         )
-        return incoming, outgoing
-
-    async def _settle_internal_in_one_statement(
-        self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
-    ) -> tuple[Payment, Payment]:
-        """The same steps as `_settle_internal_step_by_step`, as one PostgreSQL
-        statement: one round trip, and the wallet rows stay locked for one
-        statement instead of six. Each step runs only if the one before it
-        succeeded; a partial result is rolled back by raising."""
-        amount = int(invoice_row["amount_msat"])
-        (first, first_delta), (second, second_delta) = _in_lock_order(
-            wallet.wallet_id, invoice_row["wallet_id"], amount
-        )
-        rows = await query(
-            INTERNAL_PAYMENT_SQL, now_ms(), invoice_row["id"], first, first_delta, second, second_delta,
-            wallet.wallet_id, json.dumps(extra), extra.get("tag"), idempotency_key,
-        )
-        incoming = next((Payment.from_row(r) for r in rows if not r["out"]), None)
-        outgoing = next((Payment.from_row(r) for r in rows if r["out"]), None)
-        if incoming is None:
-            raise BadRequest(await self._why_unpayable(int(invoice_row["id"])))
-        if outgoing is None:
-            live = await query(
-                "SELECT id FROM fulmen_wallet WHERE id IN ({}, {}) AND NOT deleted", first, second
-            )
-            if len(live) < 2:
-                raise NotFound("Wallet not found.")
-            raise InsufficientBalance("Insufficient balance.")
         return incoming, outgoing
 
     async def _why_unpayable(self, payment_id: int) -> str:

@@ -9,7 +9,8 @@ tests get them with no set-up:
         r = await client.get("/myplugin/api/v1/things", headers=alice.invoice_headers)
 
 Every test gets a fresh database. By default that is SQLite; tests that take
-the `database` fixture run on SQLite and on PostgreSQL. PostgreSQL is found
+the `database` fixture (or `fulmen_db`) run on SQLite and on PostgreSQL, and
+`pg_fulmen` is a host on PostgreSQL only. PostgreSQL is found
 at FULMEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres);
 when it is unreachable those tests are skipped with the reason, unless
 FULMEN_REQUIRE_SERVICES=1 (CI), which makes that a failure.
@@ -272,6 +273,19 @@ async def fulmen(tmp_path: Path) -> AsyncIterator[Fulmen]:
         yield f
     finally:
         await f.stop()
+
+
+@pytest.fixture
+async def pg_fulmen(tmp_path: Path) -> AsyncIterator[Fulmen]:
+    """A host on a fresh PostgreSQL database only (PostgreSQL-specific behaviour)."""
+    need_service("PostgreSQL", POSTGRES_URL)
+    url = await create_postgres_database()
+    f = Fulmen(tmp_path, url)
+    try:
+        yield f
+    finally:
+        await f.stop()
+        await drop_postgres_database(url)
 
 
 @pytest.fixture

@@ -4,26 +4,6 @@ from datetime import UTC
 
 import pytest
 from fulmen.db import query
-from fulmen.testing import (
-    POSTGRES_URL,
-    Fulmen,
-    create_postgres_database,
-    drop_postgres_database,
-    need_service,
-)
-
-
-@pytest.fixture
-async def pg_fulmen(tmp_path):
-    """A host on a fresh PostgreSQL database only (for PostgreSQL-specific behaviour)."""
-    need_service("PostgreSQL", POSTGRES_URL)
-    url = await create_postgres_database()
-    f = Fulmen(tmp_path, url)
-    try:
-        yield f
-    finally:
-        await f.stop()
-        await drop_postgres_database(url)
 
 
 def is_clear_4xx(r) -> bool:

@@ -5,29 +5,9 @@ import secrets
 import time
 
 import bolt11
-import pytest
 from bolt11 import Bolt11, MilliSatoshi, TagChar, Tags
 from fulmen.db import query
-from fulmen.testing import (
-    POSTGRES_URL,
-    Fulmen,
-    create_postgres_database,
-    drop_postgres_database,
-    need_service,
-)
-
-
-@pytest.fixture
-async def pg_fulmen(tmp_path):
-    """A host on a fresh PostgreSQL database only (for PostgreSQL-specific behaviour)."""
-    need_service("PostgreSQL", POSTGRES_URL)
-    url = await create_postgres_database()
-    f = Fulmen(tmp_path, url)
-    try:
-        yield f
-    finally:
-        await f.stop()
-        await drop_postgres_database(url)
+from fulmen.testing import Fulmen
 
 
 def forged_invoice(payment_hash: str, amount_msat: int) -> str:

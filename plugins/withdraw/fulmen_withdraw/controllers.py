@@ -27,7 +27,8 @@ def lnurl_error(failure: LnurlFailure) -> Response[dict[str, Any]]:
 def whole(value: str | None, name: str, default: int, maximum: int) -> int:
     if value is None or value == "":
         return default
-    if not value.isdigit() or int(value) > maximum:
+    # isascii: str.isdigit() also accepts digits such as "³" that int() refuses
+    if not (value.isascii() and value.isdigit()) or int(value) > maximum:
         raise BadRequest(f"{name} must be a whole number from 0 to {maximum}")
     return int(value)
 

@@ -377,3 +377,11 @@ async def test_webhook_headers_cannot_reframe_the_request(fulmen, headers):
     r = await client.post(API, json={"title": "V", "min_withdrawable": 1, "max_withdrawable": 2,
                                      "uses": 1, "webhook_headers": headers}, headers=src.admin_headers)
     assert r.status_code == 400 and "webhook_headers" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize("value", ["³", "-1", "1.5", "x", "1001"])
+async def test_bad_paging_is_a_400_naming_the_parameter(fulmen, value):
+    client = await fulmen.start(plugins=["withdraw"])
+    src = await fulmen.wallet("src")
+    r = await client.get(API, params={"limit": value}, headers=src.admin_headers)
+    assert r.status_code == 400 and "limit" in r.json()["detail"], r.text

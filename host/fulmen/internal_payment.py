@@ -1,0 +1,137 @@
+"""An internal payment on PostgreSQL, in one statement.
+
+`PaymentService._settle_internal_step_by_step` plus the outbox writers are the
+reference: claim the invoice, debit the payer, credit the payee, insert the
+outgoing payment and both ledger rows, then write each wallet's event and the
+plugins' hook-delivery rows. That is about ten statements, and between any
+two of them both wallet rows stay locked while the process serves other
+requests. A wallet that receives many payments at once (a shop) is then
+limited by how long its row stays locked.
+
+Here the same rows are written by one statement (a chain of data-modifying
+CTEs), so the locks are held for one round trip plus the commit. Each step
+runs only if the one before it returned a row, which also fixes their order
+(claim, then the wallets in id order, as everywhere else); a partial result
+(invoice claimed, debit refused) is rolled back by the caller, which raises.
+
+The event rows need each payment's LNbits JSON before the statement creates
+the payments, so it is built from the invoice row and the request, and then
+checked against the rows the statement returned: on any difference the
+caller rolls back and takes the step-by-step path (`Mismatch`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from .db import query
+from .models import Payment, WalletAuth
+
+SQL = """
+WITH claimed AS (
+    UPDATE fulmen_payment SET status = 'success', updated_at = $1
+    WHERE id = $2 AND status = 'pending' AND expires_at > $1
+    RETURNING *
+), first_wallet AS (
+    -- `balance_msat + change >= 0`: the no-overdraw rule for the debit,
+    -- always true for the credit. Each wallet gets one event: its next number.
+    UPDATE fulmen_wallet SET balance_msat = balance_msat + $4, event_seq = event_seq + 1
+    WHERE id = $3 AND NOT deleted AND balance_msat + $4 >= 0 AND EXISTS (SELECT 1 FROM claimed)
+    RETURNING id, balance_msat, event_seq, webhook_endpoints
+), second_wallet AS (
+    UPDATE fulmen_wallet SET balance_msat = balance_msat + $6, event_seq = event_seq + 1
+    WHERE id = $5 AND NOT deleted AND balance_msat + $6 >= 0 AND EXISTS (SELECT 1 FROM first_wallet)
+    RETURNING id, balance_msat, event_seq, webhook_endpoints
+), outgoing AS (
+    INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, bolt11,
+        amount_msat, fee_msat, fee_reserve_msat, memo, preimage, expires_at, extra, tag,
+        internal, idempotency_key, created_at, updated_at)
+    SELECT $7, TRUE, 'success', payment_hash, 'internal_' || payment_hash, bolt11,
+        -amount_msat, 0, 0, memo, preimage, expires_at, $8, $9, TRUE, $10, $1, $1
+    FROM claimed WHERE EXISTS (SELECT 1 FROM second_wallet)
+    RETURNING *
+), paid AS (
+    -- both payments, only once everything above succeeded
+    SELECT * FROM claimed WHERE EXISTS (SELECT 1 FROM outgoing)
+    UNION ALL SELECT * FROM outgoing
+), wallets AS (
+    SELECT * FROM first_wallet UNION ALL SELECT * FROM second_wallet
+), ledger AS (
+    INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, created_at)
+    SELECT wallet_id, amount_msat, 'payment', id, '', $1 FROM paid
+), events AS (
+    -- the text `fulmen.events.event_data_json` builds
+    INSERT INTO fulmen_event (wallet_id, seq, type, payment_id, payment_hash, data, created_at)
+    SELECT p.wallet_id, w.event_seq, CASE WHEN p.out THEN 'payment.sent' ELSE 'payment.received' END,
+        p.id, p.payment_hash,
+        '{"wallet_balance": ' || (w.balance_msat / 1000)::text || ', "payment": '
+            || CASE WHEN p.out THEN $12 ELSE $11 END || '}',
+        $1
+    FROM paid p JOIN wallets w ON w.id = p.wallet_id
+    RETURNING id, payment_id, seq
+), deliveries AS (
+    -- one row per plugin that gets this payment's hook (`Hooks.record_deliveries`)
+    INSERT INTO fulmen_hook_delivery (payment_id, plugin_id, hook, status, attempts,
+        next_attempt_at, locked_until, created_at)
+    SELECT p.id, t.plugin_id, t.hook, 'pending', 0, $1, 0, $1
+    FROM paid p
+    JOIN unnest($13::text[], $14::text[], $15::boolean[], $16::boolean[])
+        AS t(plugin_id, hook, for_outgoing, by_wallet) ON t.for_outgoing = p.out
+    WHERE NOT t.by_wallet OR EXISTS (
+        SELECT 1 FROM fulmen_hook_wallet h WHERE h.plugin_id = t.plugin_id AND h.wallet_id = p.wallet_id
+    )
+    RETURNING id
+)
+SELECT p.*, e.id AS event_id, e.seq AS event_seq, w.balance_msat AS wallet_balance_msat,
+    w.webhook_endpoints AS wallet_webhooks, (SELECT count(*) FROM deliveries) AS deliveries
+FROM (SELECT * FROM claimed UNION ALL SELECT * FROM outgoing) p
+LEFT JOIN events e ON e.payment_id = p.id
+LEFT JOIN wallets w ON w.id = p.wallet_id
+"""
+
+
+class Mismatch(Exception):
+    """The payments the statement wrote differ from the ones predicted for
+    the event rows: roll back and settle step by step."""
+
+
+def predicted_payments(
+    payer: WalletAuth, invoice_row: dict, extra: dict, now: int
+) -> tuple[Payment, Payment]:
+    """The incoming and outgoing payments as the statement will leave them."""
+    incoming = replace(Payment.from_row(invoice_row), status="success", updated_at=now)
+    outgoing = Payment(
+        id=0, wallet_id=payer.wallet_id, out=True, status="success",
+        payment_hash=incoming.payment_hash, checking_id=f"internal_{incoming.payment_hash}",
+        bolt11=incoming.bolt11, amount_msat=-incoming.amount_msat, fee_msat=0, fee_reserve_msat=0,
+        memo=incoming.memo, preimage=incoming.preimage, expires_at=incoming.expires_at,
+        webhook=None, extra=extra, tag=extra.get("tag"), internal=True, error=None,
+        created_at=now, updated_at=now,
+    )
+    return incoming, outgoing
+
+
+async def settle(
+    payer: WalletAuth,
+    invoice_row: dict,
+    extra: dict,
+    idempotency_key: str | None,
+    now: int,
+    lock_order: list[tuple[str, int]],
+    hook_targets: list[tuple[str, str, bool, bool]],
+) -> tuple[list[dict[str, Any]], Payment, Payment]:
+    """Run the statement. `hook_targets`: (plugin id, hook, for the outgoing
+    payment, only for watched wallets). Returns the rows and the predicted
+    payments (whose `to_lnbits()` the event rows hold)."""
+    incoming, outgoing = predicted_payments(payer, invoice_row, extra, now)
+    (first, first_delta), (second, second_delta) = lock_order
+    rows = await query(
+        SQL, now, invoice_row["id"], first, first_delta, second, second_delta,
+        payer.wallet_id, json.dumps(extra), extra.get("tag"), idempotency_key,
+        json.dumps(incoming.to_lnbits()), json.dumps(outgoing.to_lnbits()),
+        [t[0] for t in hook_targets], [t[1] for t in hook_targets],
+        [t[2] for t in hook_targets], [t[3] for t in hook_targets],
+    )
+    return rows, incoming, outgoing
