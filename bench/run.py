@@ -762,7 +762,10 @@ def main() -> int:
         "--pid", type=int, action="append", help="with --url: server pid(s) for RSS and profile"
     )
     ap.add_argument("--quick", action="store_true", help="smaller counts (about 2 minutes)")
-    ap.add_argument("--clients", type=int, default=max(2, cpu_count()), help="client processes")
+    ap.add_argument(
+        "--clients", type=int, default=None,
+        help="client processes (default: 1, and one per core for GET /health; see docs/performance.md)",
+    )
     ap.add_argument(
         "--soak", type=int, help="payments in the memory soak (default 100000; quick 10000)"
     )
@@ -797,7 +800,11 @@ def main() -> int:
         "commit": git_commit(),
         "machine": machine(),
         "mode": "quick" if args.quick else "full",
-        "client": {"engine": engine_name(), "processes": args.clients},
+        "client": {
+            "engine": engine_name(),
+            "processes": args.clients or 1,
+            "processes_for_health": args.clients or max(2, cpu_count()),
+        },
         "workloads": {},
     }
     workdir = Path(tempfile.mkdtemp(prefix="fulmen-bench-"))
@@ -847,7 +854,11 @@ def main() -> int:
         )
         return s
 
-    clients = args.clients
+    # One client process drives the database workloads with a fifth of a core
+    # (reported per workload); more would only take CPU from the server and
+    # PostgreSQL on a small machine. The /health ceiling needs one per core.
+    clients = args.clients or 1
+    health_clients = args.clients or max(2, cpu_count())
     try:
         time.sleep(2)
         mem("idle after start")
@@ -862,7 +873,7 @@ def main() -> int:
                     "health c32",
                     [Req("GET", urls[i % len(urls)] + "/health") for i in range(sizes["health"])],
                     32,
-                    clients,
+                    health_clients,
                     max_seconds=sizes["cap"],
                 )
             )
