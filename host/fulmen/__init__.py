@@ -10,7 +10,7 @@ import os
 os.environ.setdefault("PICCOLO_CONF", "fulmen.piccolo_conf")
 
 from .api.auth import require_wallet_key  # noqa: E402
-from .db import now_ms, query, run_ddl, transaction
+from .db import ddl_migration, now_ms, query, run_ddl, transaction
 from .errors import (
     BadRequest,
     Conflict,
@@ -46,6 +46,7 @@ __all__ = [
     "Wallet",
     "WalletAuth",
     "__version__",
+    "ddl_migration",
     "hookimpl",
     "now_ms",
     "query",

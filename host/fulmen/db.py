@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterable
 from urllib.parse import urlparse
 
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.apps.migrations.tables import Migration
 from piccolo.conf.apps import AppConfig
 from piccolo.engine.base import Engine
@@ -272,6 +273,22 @@ def order_apps(apps: list[AppConfig]) -> list[AppConfig]:
     for app in apps:
         visit(app)
     return ordered
+
+
+def ddl_migration(app_name: str, migration_id: str, description: str, ddl: str):
+    """The `forwards` of a migration that runs a DDL script (`run_ddl`):
+    `forwards = ddl_migration("myplugin", ID, DESCRIPTION, DDL)`."""
+
+    async def forwards() -> MigrationManager:
+        manager = MigrationManager(migration_id=migration_id, app_name=app_name, description=description)
+
+        async def run() -> None:
+            await run_ddl(ddl)
+
+        manager.add_raw(run)
+        return manager
+
+    return forwards
 
 
 async def applied_migrations(app_name: str | None = None) -> list[dict[str, Any]]:

@@ -1,8 +1,6 @@
 """Events and webhooks: the per-wallet event log, webhook endpoints, deliveries."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from fulmen.db import run_ddl
+from fulmen.db import ddl_migration
 
 ID = "2026-11-27T08:00:00:000000"
 VERSION = "1.0"
@@ -69,11 +67,4 @@ CREATE INDEX fulmen_webhook_delivery_endpoint ON fulmen_webhook_delivery (endpoi
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="fulmen", description=DESCRIPTION)
-
-    async def run():
-        await run_ddl(DDL)
-
-    manager.add_raw(run)
-    return manager
+forwards = ddl_migration("fulmen", ID, DESCRIPTION, DDL)

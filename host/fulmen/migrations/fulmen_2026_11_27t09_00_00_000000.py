@@ -1,8 +1,6 @@
 """Wallets whose payment hooks a `watch_wallets` plugin gets."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from fulmen.db import run_ddl
+from fulmen.db import ddl_migration
 
 ID = "2026-11-27T09:00:00:000000"
 VERSION = "1.0"
@@ -17,11 +15,4 @@ CREATE TABLE fulmen_hook_wallet (
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="fulmen", description=DESCRIPTION)
-
-    async def run():
-        await run_ddl(DDL)
-
-    manager.add_raw(run)
-    return manager
+forwards = ddl_migration("fulmen", ID, DESCRIPTION, DDL)

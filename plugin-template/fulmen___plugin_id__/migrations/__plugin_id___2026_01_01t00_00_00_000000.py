@@ -1,7 +1,6 @@
 """Create the table of paid invoices. The same SQL runs on SQLite and PostgreSQL."""
 
-from fulmen import run_ddl
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from fulmen import ddl_migration
 
 ID = "2026-01-01T00:00:00:000000"
 DESCRIPTION = "paid invoices"
@@ -18,11 +17,4 @@ CREATE INDEX __plugin_id___paid_invoice_wallet ON __plugin_id___paid_invoice (wa
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="__plugin_id__", description=DESCRIPTION)
-
-    async def run():
-        await run_ddl(DDL)
-
-    manager.add_raw(run)
-    return manager
+forwards = ddl_migration("__plugin_id__", ID, DESCRIPTION, DDL)

@@ -1,8 +1,6 @@
 """lnurlp: pay links."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from fulmen import run_ddl
+from fulmen import ddl_migration
 
 ID = "2026-11-27T09:00:00:000000"
 VERSION = "1.0"
@@ -33,11 +31,4 @@ CREATE INDEX lnurlp_pay_link_wallet ON lnurlp_pay_link (wallet, created_at)
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="lnurlp", description=DESCRIPTION)
-
-    async def run():
-        await run_ddl(DDL)
-
-    manager.add_raw(run)
-    return manager
+forwards = ddl_migration("lnurlp", ID, DESCRIPTION, DDL)

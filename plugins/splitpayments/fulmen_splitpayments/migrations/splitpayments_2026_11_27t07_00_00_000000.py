@@ -1,7 +1,6 @@
 """splitpayments: targets and the record of shares paid."""
 
-from fulmen import run_ddl
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from fulmen import ddl_migration
 
 ID = "2026-11-27T07:00:00:000000"
 VERSION = "1.0"
@@ -38,11 +37,4 @@ CREATE INDEX splitpayments_split_source ON splitpayments_split (source, created_
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="splitpayments", description=DESCRIPTION)
-
-    async def run():
-        await run_ddl(DDL)
-
-    manager.add_raw(run)
-    return manager
+forwards = ddl_migration("splitpayments", ID, DESCRIPTION, DDL)

@@ -1,8 +1,7 @@
 """splitpayments: find a share by its invoice's payment hash; one marker row
 per split payment, so one run records its shares."""
 
-from fulmen import run_ddl
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from fulmen import ddl_migration
 
 ID = "2026-11-27T10:00:00:000000"
 VERSION = "1.0"
@@ -17,11 +16,4 @@ CREATE TABLE splitpayments_payment (
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="splitpayments", description=DESCRIPTION)
-
-    async def run():
-        await run_ddl(DDL)
-
-    manager.add_raw(run)
-    return manager
+forwards = ddl_migration("splitpayments", ID, DESCRIPTION, DDL)

@@ -1,7 +1,6 @@
 """tpos: terminals and the invoices they created."""
 
-from fulmen import run_ddl
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from fulmen import ddl_migration
 
 ID = "2026-11-27T07:00:00:000000"
 VERSION = "1.0"
@@ -38,11 +37,4 @@ CREATE INDEX tpos_payment_tpos ON tpos_payment (tpos_id, created_at)
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="tpos", description=DESCRIPTION)
-
-    async def run():
-        await run_ddl(DDL)
-
-    manager.add_raw(run)
-    return manager
+forwards = ddl_migration("tpos", ID, DESCRIPTION, DDL)

@@ -1,8 +1,6 @@
 """withdraw: links and their one-time k1s."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from fulmen import run_ddl
+from fulmen import ddl_migration
 
 ID = "2026-11-27T09:00:00:000000"
 VERSION = "1.0"
@@ -43,11 +41,4 @@ CREATE INDEX withdraw_k1_link ON withdraw_k1 (link_id, issued_at)
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="withdraw", description=DESCRIPTION)
-
-    async def run():
-        await run_ddl(DDL)
-
-    manager.add_raw(run)
-    return manager
+forwards = ddl_migration("withdraw", ID, DESCRIPTION, DDL)
