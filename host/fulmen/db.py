@@ -159,8 +159,22 @@ async def open_engine(engine: Engine, pool_size: int, min_size: int = 2) -> None
         await engine.start_connection_pool(
             min_size=min(min_size, pool_size), max_size=pool_size, reset=_keep_session
         )
+        _TURNS[id(engine)] = asyncio.Semaphore(pool_size)
     else:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
+
+
+_TURNS: dict[int, asyncio.Semaphore] = {}  # per open PostgreSQL engine (see `_turn`)
+
+
+def _turn(engine: PostgresEngine) -> Any:
+    """Wait for a pool connection in arrival order. asyncpg's pool gives a
+    released connection to whichever task asks next, so under load a task
+    that has waited can be overtaken again and again (the slowest requests
+    then wait many turns). The host's queries and transactions queue here
+    first, on a semaphore as large as the pool (asyncio's is first come,
+    first served)."""
+    return _TURNS.get(id(engine)) or contextlib.nullcontext()
 
 
 def is_postgres() -> bool:
@@ -187,7 +201,7 @@ async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
         if transaction is not None:
             rows = await transaction.connection.fetch(_numbered(sql), *args)
         else:
-            async with engine.pool.acquire() as connection:
+            async with _turn(engine), engine.pool.acquire() as connection:
                 rows = await connection.fetch(_numbered(sql), *args)
         return [dict(row) for row in rows]
     return await engine.run_querystring(QueryString(sql, *args))
@@ -195,6 +209,7 @@ async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
 
 async def close_engine(engine: Engine) -> None:
     if isinstance(engine, PostgresEngine):
+        _TURNS.pop(id(engine), None)
         await engine.close_connection_pool()
     elif isinstance(engine, SharedSQLiteEngine):
         await engine.close()
@@ -206,7 +221,15 @@ def transaction(engine: Engine | None = None):
     engine = engine or piccolo_conf.DB
     if isinstance(engine, SQLiteEngine):
         return engine.transaction(transaction_type=TransactionType.immediate)
-    return engine.transaction()
+    if isinstance(engine, PostgresEngine) and engine.current_transaction.get() is None:
+        return _postgres_transaction(engine)
+    return engine.transaction()  # nested: Piccolo joins the outer transaction
+
+
+@asynccontextmanager
+async def _postgres_transaction(engine: PostgresEngine) -> AsyncIterator[Any]:
+    async with _turn(engine), engine.transaction() as tx:
+        yield tx
 
 
 async def run_ddl(script: str) -> None:
