@@ -85,7 +85,7 @@ BUDGETS = [
     ("account creation p50 <= 5 ms", "accounts c1", "p50_ms", "<=", 5),
     ("history page (50 of 100k) p50 <= 10 ms", "history c1", "p50_ms", "<=", 10),
 ]
-LIGHT_BUDGETS = [  # issue 2's lighter budgets
+LIGHT_BUDGETS = [  # the first, lighter budgets
     ("(light) internal payment p50 <= 10 ms at concurrency 1", "payments c1", "p50_ms", "<=", 10),
     (
         "(light) internal payments >= 300/s at concurrency 32",
