@@ -23,6 +23,7 @@ from .errors import (
     PaymentRejected,
     Unauthorized,
 )
+from .fields import json_field, text_field
 from .hookspecs import hookimpl
 from .host import Host
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
@@ -48,9 +49,11 @@ __all__ = [
     "__version__",
     "ddl_migration",
     "hookimpl",
+    "json_field",
     "now_ms",
     "query",
     "require_wallet_key",
     "run_ddl",
+    "text_field",
     "transaction",
 ]

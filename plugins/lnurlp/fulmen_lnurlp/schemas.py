@@ -3,14 +3,13 @@ JSON this plugin serves."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from fulmen import BadRequest
+from fulmen import BadRequest, json_field, text_field
 
 USERNAME = re.compile(r"^[a-z0-9\-_.]{1,210}$")
 DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
@@ -29,11 +28,6 @@ FIELDS = (
 IGNORED = ("id", "served_meta", "served_pr", "created_at", "updated_at", "lnurl", "lnurl_url",
            "lud17")
 
-
-#: Headers a webhook's own headers may not set: the request's framing and target.
-RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
-                              "te", "upgrade", "keep-alive"})
-HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
 
 def check_fields(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
@@ -54,52 +48,14 @@ def whole_sats(value: Any, name: str) -> int:
     return int(value)
 
 
-def optional_text(data: dict[str, Any], name: str, limit: int) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{name} must be a string")
-    if len(value) > limit:
-        raise BadRequest(f"{name} is longer than {limit} characters")
-    return value
-
-
 def http_url(data: dict[str, Any], name: str, https_only: bool) -> str | None:
-    value = optional_text(data, name, MAX_URL)
+    value = text_field(data, name, MAX_URL)
     if value is None:
         return None
     parsed = urlparse(value)
     allowed = ("https",) if https_only else ("https", "http")
     if parsed.scheme not in allowed or not parsed.hostname:
         raise BadRequest(f"{name} must be an {' or '.join(allowed)} URL")
-    return value
-
-
-def json_text(data: dict[str, Any], name: str, want_object: bool) -> str | None:
-    """A JSON document given as a string (as LNbits takes it) or as JSON."""
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        value = json.dumps(value)
-    if len(value) > 10_000:
-        raise BadRequest(f"{name} is longer than 10000 characters")
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a JSON document") from None
-    if want_object and (not isinstance(parsed, dict)
-                        or not all(isinstance(k, str) and isinstance(v, str)
-                                   for k, v in parsed.items())):
-        raise BadRequest(f"{name} must be a JSON object of header names to string values")
-    if want_object:
-        for key, val in parsed.items():
-            if not HEADER_NAME.match(key) or key.lower() in RESERVED_HEADERS:
-                raise BadRequest(f"{name}: {key!r} cannot be set (a header name other than "
-                                 f"{', '.join(sorted(RESERVED_HEADERS))})")
-            if "\r" in val or "\n" in val or "\0" in val:
-                raise BadRequest(f"{name}: the value of {key!r} holds a line break")
     return value
 
 
@@ -144,12 +100,12 @@ def check_link(data: Any, current: dict[str, Any] | None, max_sats: int,
         else:
             merged["username"] = value
     if current is None or "domain" in sent:
-        value = optional_text(data, "domain", 253)
+        value = text_field(data, "domain", 253)
         if value is not None and not DOMAIN.match(value.lower()):
             raise BadRequest("domain must be a host name such as pay.example.com")
         merged["domain"] = value.lower() if value else None
     if current is None or "success_text" in sent:
-        merged["success_text"] = optional_text(data, "success_text", MAX_SUCCESS_TEXT)
+        merged["success_text"] = text_field(data, "success_text", MAX_SUCCESS_TEXT)
     if current is None or "success_url" in sent:
         merged["success_url"] = http_url(data, "success_url", https_only=True)
         url_host = (urlparse(merged["success_url"]).hostname or "") if merged["success_url"] else ""
@@ -161,9 +117,9 @@ def check_link(data: Any, current: dict[str, Any] | None, max_sats: int,
     if current is None or "webhook_url" in sent:
         merged["webhook_url"] = http_url(data, "webhook_url", https_only=False)
     if current is None or "webhook_headers" in sent:
-        merged["webhook_headers"] = json_text(data, "webhook_headers", want_object=True)
+        merged["webhook_headers"] = json_field(data, "webhook_headers", headers=True)
     if current is None or "webhook_body" in sent:
-        merged["webhook_body"] = json_text(data, "webhook_body", want_object=False)
+        merged["webhook_body"] = json_field(data, "webhook_body")
     if current is None or "disposable" in sent:
         value = data.get("disposable", True)
         if value is None:

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from fulmen import BadRequest
+from fulmen import BadRequest, json_field, text_field
 
 MAX_USES = 250  # LNbits's limit
 MAX_WAIT = 31_536_000  # one year, in seconds
@@ -22,53 +20,12 @@ IGNORED = ("id", "wallet", "unique_hash", "k1", "open_time", "used", "usescsv", 
            "created_at", "updated_at", "lnurl", "lnurl_url")
 
 
-#: Headers a webhook's own headers may not set: the request's framing and target.
-RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
-                              "te", "upgrade", "keep-alive"})
-HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
-
 def whole(value: Any, name: str, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise BadRequest(f"{name} must be a whole number")
     if not minimum <= value <= maximum:
         raise BadRequest(f"{name} must be from {minimum} to {maximum}")
     return int(value)
-
-
-def optional_text(data: dict[str, Any], name: str, limit: int) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{name} must be a string")
-    if len(value) > limit:
-        raise BadRequest(f"{name} is longer than {limit} characters")
-    return value
-
-
-def json_text(data: dict[str, Any], name: str, want_object: bool) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        value = json.dumps(value)
-    if len(value) > 10_000:
-        raise BadRequest(f"{name} is longer than 10000 characters")
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a JSON document") from None
-    if want_object and (not isinstance(parsed, dict)
-                        or not all(isinstance(v, str) for v in parsed.values())):
-        raise BadRequest(f"{name} must be a JSON object of header names to string values")
-    if want_object:
-        for key, val in parsed.items():
-            if not HEADER_NAME.match(key) or key.lower() in RESERVED_HEADERS:
-                raise BadRequest(f"{name}: {key!r} cannot be set (a header name other than "
-                                 f"{', '.join(sorted(RESERVED_HEADERS))})")
-            if "\r" in val or "\n" in val or "\0" in val:
-                raise BadRequest(f"{name}: the value of {key!r} holds a line break")
-    return value
 
 
 def boolean(data: dict[str, Any], name: str, default: bool) -> bool:
@@ -121,18 +78,18 @@ def check_link(data: Any, current: dict[str, Any] | None, max_sats: int) -> dict
     if wants("enabled"):
         merged["enabled"] = boolean(data, "enabled", True)
     if wants("webhook_url"):
-        value = optional_text(data, "webhook_url", 2048)
+        value = text_field(data, "webhook_url", 2048)
         if value is not None:
             parsed = urlparse(value)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
                 raise BadRequest("webhook_url must be an http or https URL")
         merged["webhook_url"] = value
     if wants("webhook_headers"):
-        merged["webhook_headers"] = json_text(data, "webhook_headers", want_object=True)
+        merged["webhook_headers"] = json_field(data, "webhook_headers", headers=True)
     if wants("webhook_body"):
-        merged["webhook_body"] = json_text(data, "webhook_body", want_object=False)
+        merged["webhook_body"] = json_field(data, "webhook_body")
     if wants("custom_url"):
-        merged["custom_url"] = optional_text(data, "custom_url", 2048)
+        merged["custom_url"] = text_field(data, "custom_url", 2048)
     return merged
 
 

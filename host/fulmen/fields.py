@@ -1,0 +1,61 @@
+"""Checks for request-body fields that several plugins take (LNbits's link
+bodies): optional text, and JSON given as a string or as JSON, including
+webhook headers that must not reframe the request the host sends.
+
+Each raises `BadRequest` naming the field, so a plugin's API answers 400
+with a message the client can act on."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import BadRequest
+
+#: Headers a webhook's own headers may not set: the request's framing and target.
+RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
+                              "te", "upgrade", "keep-alive"})
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
+MAX_JSON = 10_000
+
+
+def text_field(data: dict[str, Any], name: str, limit: int) -> str | None:
+    """`data[name]`: a string of at most `limit` characters, or None when
+    missing or empty."""
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    if len(value) > limit:
+        raise BadRequest(f"{name} is longer than {limit} characters")
+    return value
+
+
+def json_field(data: dict[str, Any], name: str, headers: bool = False) -> str | None:
+    """`data[name]`: a JSON document given as a string (as LNbits takes it) or
+    as JSON, returned as its text; None when missing or empty. With
+    `headers`, it must be an object of HTTP header names to string values
+    that cannot change the request's framing or target."""
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        value = json.dumps(value)
+    if len(value) > MAX_JSON:
+        raise BadRequest(f"{name} is longer than {MAX_JSON} characters")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a JSON document") from None
+    if headers:
+        if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+            raise BadRequest(f"{name} must be a JSON object of header names to string values")
+        for key, val in parsed.items():
+            if not HEADER_NAME.match(key) or key.lower() in RESERVED_HEADERS:
+                raise BadRequest(f"{name}: {key!r} cannot be set (a header name other than "
+                                 f"{', '.join(sorted(RESERVED_HEADERS))})")
+            if "\r" in val or "\n" in val or "\0" in val:
+                raise BadRequest(f"{name}: the value of {key!r} holds a line break")
+    return value
