@@ -121,17 +121,17 @@ async def settle(
     now: int,
     lock_order: list[tuple[str, int]],
     hook_targets: list[tuple[str, str, bool, bool]],
-) -> tuple[list[dict[str, Any]], Payment, Payment]:
+    event_payments: tuple[dict[str, Any], dict[str, Any]],
+) -> list[dict[str, Any]]:
     """Run the statement. `hook_targets`: (plugin id, hook, for the outgoing
-    payment, only for watched wallets). Returns the rows and the predicted
-    payments (whose `to_lnbits()` the event rows hold)."""
-    incoming, outgoing = predicted_payments(payer, invoice_row, extra, now)
+    payment, only for watched wallets); `event_payments`: the predicted
+    incoming and outgoing payments' `to_lnbits()`, for the event rows."""
     (first, first_delta), (second, second_delta) = lock_order
-    rows = await query(
+    incoming_json, outgoing_json = (json.dumps(p) for p in event_payments)
+    return await query(
         SQL, now, invoice_row["id"], first, first_delta, second, second_delta,
         payer.wallet_id, json.dumps(extra), extra.get("tag"), idempotency_key,
-        json.dumps(incoming.to_lnbits()), json.dumps(outgoing.to_lnbits()),
+        incoming_json, outgoing_json,
         [t[0] for t in hook_targets], [t[1] for t in hook_targets],
         [t[2] for t in hook_targets], [t[3] for t in hook_targets],
     )
-    return rows, incoming, outgoing

@@ -221,6 +221,7 @@ class PaymentService:
         in one statement (`fulmen/internal_payment.py`)."""
         now = now_ms()
         predicted_in, predicted_out = internal_payment.predicted_payments(wallet, invoice_row, extra, now)
+        predicted = (predicted_in.to_lnbits(), predicted_out.to_lnbits())
         hook_targets = [
             (plugin_id, hook, payment.out, by_wallet)
             for payment, hook in ((predicted_in, "on_invoice_paid"), (predicted_out, "on_payment_sent"))
@@ -230,8 +231,8 @@ class PaymentService:
             wallet.wallet_id, invoice_row["wallet_id"], int(invoice_row["amount_msat"])
         )
         async with transaction(self.engine):
-            rows, predicted_in, predicted_out = await internal_payment.settle(
-                wallet, invoice_row, extra, idempotency_key, now, lock_order, hook_targets
+            rows = await internal_payment.settle(
+                wallet, invoice_row, extra, idempotency_key, now, lock_order, hook_targets, predicted
             )
             by_side = {bool(r["out"]): r for r in rows}
             if False not in by_side:
@@ -245,13 +246,12 @@ class PaymentService:
                     raise NotFound("Wallet not found.")
                 raise InsufficientBalance("Insufficient balance.")
             incoming, outgoing = Payment.from_row(by_side[False]), Payment.from_row(by_side[True])
-            predicted = (predicted_in.to_lnbits(), predicted_out.to_lnbits())
-            if (incoming.to_lnbits(), outgoing.to_lnbits()) != predicted:
+            written = (incoming.to_lnbits(), outgoing.to_lnbits())
+            if written != predicted:
                 raise internal_payment.Mismatch()
-            for payment in (incoming, outgoing):
+            for payment, payment_data in zip((incoming, outgoing), written):
                 row = by_side[payment.out]
-                data = {"wallet_balance": int(row["wallet_balance_msat"]) // 1000,
-                        "payment": payment.to_lnbits()}
+                data = {"wallet_balance": int(row["wallet_balance_msat"]) // 1000, "payment": payment_data}
                 event = Event(int(row["event_id"]), payment.wallet_id, int(row["event_seq"]),
                               payment_event_type(payment) or "", payment.id, payment.payment_hash,
                               data, now, wallet_webhooks=int(row["wallet_webhooks"]))
