@@ -23,7 +23,7 @@ from .errors import (
     PaymentRejected,
     Unauthorized,
 )
-from .fields import json_field, text_field
+from .fields import json_field, outbound_url_field, text_field
 from .hookspecs import hookimpl
 from .host import Host
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
@@ -51,6 +51,7 @@ __all__ = [
     "hookimpl",
     "json_field",
     "now_ms",
+    "outbound_url_field",
     "query",
     "require_wallet_key",
     "run_ddl",

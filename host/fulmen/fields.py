@@ -1,6 +1,7 @@
 """Checks for request-body fields that several plugins take (LNbits's link
-bodies): optional text, and JSON given as a string or as JSON, including
-webhook headers that must not reframe the request the host sends.
+bodies): optional text, JSON given as a string or as JSON (including
+webhook headers that must not reframe the request the host sends), and a
+URL the host will call later.
 
 Each raises `BadRequest` naming the field, so a plugin's API answers 400
 with a message the client can act on."""
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadRequest
+
+if TYPE_CHECKING:
+    from .net import SafeHttp
 
 #: Headers a webhook's own headers may not set: the request's framing and target.
 RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
@@ -59,3 +63,14 @@ def json_field(data: dict[str, Any], name: str, headers: bool = False) -> str | 
             if "\r" in val or "\n" in val or "\0" in val:
                 raise BadRequest(f"{name}: the value of {key!r} holds a line break")
     return value
+
+
+def outbound_url_field(http: SafeHttp, url: str | None, name: str) -> None:
+    """Refuse, when it is saved, a URL that `http` (the host's outbound HTTP,
+    `host.http`) would refuse when calling it, instead of storing a webhook
+    that never arrives. A host name is resolved and checked again on each call."""
+    if url:
+        try:
+            http.check_url_now(url)
+        except BadRequest as exc:
+            raise BadRequest(f"{name}: {exc.detail}") from None

@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 import lnurl
 
 from fulmen import (
-    BadRequest,
     Conflict,
     Forbidden,
     FulmenError,
@@ -28,6 +27,7 @@ from fulmen import (
     Payment,
     WalletAuth,
     now_ms,
+    outbound_url_field,
     query,
 )
 
@@ -92,16 +92,6 @@ def metadata(row: dict[str, Any], base_url: str) -> str:
     return json.dumps(entries)
 
 
-def check_outbound(host: Host, url: str | None) -> None:
-    """Refuse, when the link is saved, a URL the host's outbound HTTP would
-    refuse when calling it, instead of storing a webhook that never arrives.
-    (A host name is resolved and checked again on each call.)"""
-    if url:
-        try:
-            host.http.check_url_now(url)
-        except BadRequest as exc:
-            raise BadRequest(f"webhook_url: {exc.detail}") from None
-
 
 # --- storage ------------------------------------------------------------------------------
 
@@ -146,7 +136,7 @@ async def username_taken(username: str | None, link_id: str | None) -> None:
 async def create_link(host: Host, auth: WalletAuth, data: Any, base_url: str) -> dict[str, Any]:
     await check_wallet(auth, data)
     values = check_link(data, None, max_sats(host), urlparse(base_url).hostname)
-    check_outbound(host, values["webhook_url"])
+    outbound_url_field(host.http, values["webhook_url"], "webhook_url")
     await username_taken(values["username"], None)
     now = now_ms()
     link_id = secrets.token_urlsafe(16)
@@ -171,7 +161,7 @@ async def update_link(
     current = await owned_link(link_id, auth)
     values = check_link(data, current, max_sats(host), urlparse(base_url).hostname)
     if isinstance(data, dict) and "webhook_url" in data:
-        check_outbound(host, values["webhook_url"])
+        outbound_url_field(host.http, values["webhook_url"], "webhook_url")
     await username_taken(values["username"], link_id)
     try:
         rows = await query(

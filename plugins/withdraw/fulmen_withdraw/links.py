@@ -27,7 +27,6 @@ import bolt11 as bolt11_lib
 import lnurl
 
 from fulmen import (
-    BadRequest,
     Forbidden,
     FulmenError,
     Host,
@@ -35,6 +34,7 @@ from fulmen import (
     Payment,
     WalletAuth,
     now_ms,
+    outbound_url_field,
     query,
     transaction,
 )
@@ -96,16 +96,6 @@ async def link_by_page_key(unique_hash: str) -> dict[str, Any]:
     return rows[0]
 
 
-def check_outbound(host: Host, url: str | None) -> None:
-    """Refuse, when the link is saved, a URL the host's outbound HTTP would
-    refuse when calling it, instead of storing a webhook that never arrives.
-    (A host name is resolved and checked again on each call.)"""
-    if url:
-        try:
-            host.http.check_url_now(url)
-        except BadRequest as exc:
-            raise BadRequest(f"webhook_url: {exc.detail}") from None
-
 
 # --- storage ------------------------------------------------------------------------------
 
@@ -139,7 +129,7 @@ async def list_links(auth: WalletAuth, offset: int, limit: int) -> tuple[list[di
 
 async def create_link(host: Host, auth: WalletAuth, data: Any) -> dict[str, Any]:
     values = check_link(data, None, max_sats(host))
-    check_outbound(host, values["webhook_url"])
+    outbound_url_field(host.http, values["webhook_url"], "webhook_url")
     now = now_ms()
     rows = await query(
         "INSERT INTO withdraw_link (id, wallet, unique_hash, used, last_used_at, "
@@ -155,7 +145,7 @@ async def update_link(host: Host, auth: WalletAuth, link_id: str, data: Any) -> 
     current = await owned_link(link_id, auth)
     values = check_link(data, current, max_sats(host))
     if isinstance(data, dict) and "webhook_url" in data:
-        check_outbound(host, values["webhook_url"])
+        outbound_url_field(host.http, values["webhook_url"], "webhook_url")
     # `uses >= used` again in SQL: a claim may have taken a use since the read.
     rows = await query(
         "UPDATE withdraw_link SET " + ", ".join(f"{c} = {{}}" for c in COLUMNS)
