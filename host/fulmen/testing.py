@@ -9,8 +9,9 @@ tests get them with no set-up:
         r = await client.get("/myplugin/api/v1/things", headers=alice.invoice_headers)
 
 Every test gets a fresh database. By default that is SQLite; tests that take
-the `database` fixture (or `fulmen_db`) run on SQLite and on PostgreSQL, and
-`pg_fulmen` is a host on PostgreSQL only. PostgreSQL is found
+the `database` fixture (or `fulmen_db`) run on SQLite and on PostgreSQL;
+`pg_fulmen` is a host on PostgreSQL only, `postgres_url` a fresh PostgreSQL
+database for hosts in other processes. PostgreSQL is found
 at FULMEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres);
 when it is unreachable those tests are skipped with the reason, unless
 FULMEN_REQUIRE_SERVICES=1 (CI), which makes that a failure.
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -98,18 +100,33 @@ async def drop_postgres_database(url: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database URL; the test runs once per database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fulmen.sqlite3'}"
-        return
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards (skipped, or a
+    failure in CI, when PostgreSQL is unreachable)."""
     need_service("PostgreSQL", POSTGRES_URL)
     url = await create_postgres_database()
     try:
         yield url
     finally:
         await drop_postgres_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database URL; the test runs once per database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fulmen.sqlite3'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database URL (for hosts in other processes)."""
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -276,16 +293,13 @@ async def fulmen(tmp_path: Path) -> AsyncIterator[Fulmen]:
 
 
 @pytest.fixture
-async def pg_fulmen(tmp_path: Path) -> AsyncIterator[Fulmen]:
+async def pg_fulmen(tmp_path: Path, postgres_url: str) -> AsyncIterator[Fulmen]:
     """A host on a fresh PostgreSQL database only (PostgreSQL-specific behaviour)."""
-    need_service("PostgreSQL", POSTGRES_URL)
-    url = await create_postgres_database()
-    f = Fulmen(tmp_path, url)
+    f = Fulmen(tmp_path, postgres_url)
     try:
         yield f
     finally:
         await f.stop()
-        await drop_postgres_database(url)
 
 
 @pytest.fixture

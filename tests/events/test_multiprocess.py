@@ -7,32 +7,14 @@ import json
 import secrets
 import uuid
 from pathlib import Path
-from typing import AsyncIterator
 
 import httpx
 import pytest
 import websockets
 from event_helpers import SSE, http_wallet, ws_url
 
-from fulmen.testing import (
-    ADMIN_KEY,
-    POSTGRES_URL,
-    ServerProcess,
-    create_postgres_database,
-    drop_postgres_database,
-    need_service,
-)
+from fulmen.testing import ADMIN_KEY, ServerProcess
 from fulmen.webhooks import verify_signature
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    need_service("PostgreSQL", POSTGRES_URL)
-    url = await create_postgres_database()
-    try:
-        yield url
-    finally:
-        await drop_postgres_database(url)
 
 
 class Cluster:

@@ -19,14 +19,7 @@ import pytest
 from fulmen.errors import BadRequest
 from fulmen.lnurl_client import LnurlClient
 from fulmen.net import SafeHttp
-from fulmen.testing import (
-    ADMIN_KEY,
-    POSTGRES_URL,
-    ServerProcess,
-    create_postgres_database,
-    drop_postgres_database,
-    need_service,
-)
+from fulmen.testing import ADMIN_KEY, ServerProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "lnurlp"))
 from lnurl_testing import Receiver, foreign_invoice  # noqa: E402
@@ -282,16 +275,6 @@ async def test_round_trips_on_a_real_server(tmp_path):
     finally:
         receiver.close()
         await asyncio.to_thread(proc.stop)
-
-
-@pytest.fixture
-async def postgres_url():
-    need_service("PostgreSQL", POSTGRES_URL)
-    url = await create_postgres_database()
-    try:
-        yield url
-    finally:
-        await drop_postgres_database(url)
 
 
 async def test_concurrent_claims_across_two_processes_pay_once(tmp_path, postgres_url):

@@ -5,14 +5,12 @@ import asyncio
 import httpx
 import pytest
 
-from fulmen.testing import ADMIN_KEY, POSTGRES_URL, ServerProcess, create_postgres_database, \
-    drop_postgres_database, need_service
+from fulmen.testing import ADMIN_KEY, ServerProcess
 
 
 @pytest.fixture
-async def two_hosts(tmp_path):
-    need_service("PostgreSQL", POSTGRES_URL)
-    url = await create_postgres_database()
+async def two_hosts(tmp_path, postgres_url):
+    url = postgres_url
     env = {"DATABASE_URL": url, "FULMEN_ADMIN_KEY": ADMIN_KEY, "FULMEN_DATA_DIR": str(tmp_path / "data"),
            "FULMEN_PLUGINS": "none"}
     servers = [ServerProcess(env, log_path=tmp_path / f"server{i}.log") for i in range(2)]
@@ -23,7 +21,6 @@ async def two_hosts(tmp_path):
     finally:
         for s in servers:
             s.stop()
-        await drop_postgres_database(url)
 
 
 async def test_concurrent_spends_across_two_processes_never_overdraw(two_hosts):

@@ -21,15 +21,21 @@ bodies = st.dictionaries(fields, json_values, max_size=6) | json_values
 PLUGINS = ["lnurlp", "withdraw", "tpos", "splitpayments"]
 
 
-async def test_random_bodies_never_cause_500(fulmen):
+async def shop_with_links(fulmen):
+    """A host with the plugins, a funded wallet, and a pay and a withdraw link."""
     client = await fulmen.start(plugins=PLUGINS)
     shop = await fulmen.wallet("shop", sats=10)
     r = await client.post("/lnurlp/api/v1/links", json={"description": "d", "min": 1, "max": 10},
                           headers=shop.admin_headers)
-    pay_id = r.json()["id"]
+    pay_link = r.json()
     r = await client.post("/withdraw/api/v1/links", json={"title": "t", "min_withdrawable": 1,
                           "max_withdrawable": 5, "uses": 1}, headers=shop.admin_headers)
-    w_id = r.json()["id"]
+    return client, shop, pay_link, r.json()
+
+
+async def test_random_bodies_never_cause_500(fulmen):
+    client, shop, pay_link, withdraw_link = await shop_with_links(fulmen)
+    pay_id, w_id = pay_link["id"], withdraw_link["id"]
     r = await client.post("/tpos/api/v1/tposs", json={"name": "n"}, headers=shop.admin_headers)
     t_id = r.json()["id"]
     endpoints = [
@@ -55,14 +61,8 @@ async def test_random_bodies_never_cause_500(fulmen):
 
 
 async def test_random_query_strings_never_cause_500(fulmen):
-    client = await fulmen.start(plugins=PLUGINS)
-    shop = await fulmen.wallet("shop", sats=10)
-    r = await client.post("/lnurlp/api/v1/links", json={"description": "d", "min": 1, "max": 10},
-                          headers=shop.admin_headers)
-    pay_id = r.json()["id"]
-    r = await client.post("/withdraw/api/v1/links", json={"title": "t", "min_withdrawable": 1,
-                          "max_withdrawable": 5, "uses": 1}, headers=shop.admin_headers)
-    unique = r.json()["unique_hash"]
+    client, shop, pay_link, withdraw_link = await shop_with_links(fulmen)
+    pay_id, unique = pay_link["id"], withdraw_link["unique_hash"]
     paths = [f"/lnurlp/api/v1/lnurl/cb/{pay_id}", f"/withdraw/api/v1/lnurl/cb/{unique}",
              "/withdraw/api/v1/links", "/tpos/api/v1/tposs"]
     seen = []

@@ -8,14 +8,7 @@ import time
 
 import httpx
 import pytest
-from fulmen.testing import (
-    ADMIN_KEY,
-    POSTGRES_URL,
-    ServerProcess,
-    create_postgres_database,
-    drop_postgres_database,
-    need_service,
-)
+from fulmen.testing import ADMIN_KEY, ServerProcess
 
 from .conftest import probe_env
 
@@ -23,20 +16,12 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 @pytest.fixture
-async def shared_db():
-    need_service("PostgreSQL", POSTGRES_URL)
-    url = await create_postgres_database()
-    yield url
-    await drop_postgres_database(url)
-
-
-@pytest.fixture
-def servers(tmp_path, probe_site, shared_db):
+def servers(tmp_path, probe_site, postgres_url):
     """`servers(n, **env)` starts n hosts on the shared database, in order."""
     started: list[ServerProcess] = []
 
     def start(n: int = 1, **extra: str) -> list[ServerProcess]:
-        env = {"DATABASE_URL": shared_db, "FULMEN_ADMIN_KEY": ADMIN_KEY,
+        env = {"DATABASE_URL": postgres_url, "FULMEN_ADMIN_KEY": ADMIN_KEY,
                "FULMEN_DATA_DIR": str(tmp_path / "data"), **probe_env(probe_site, **extra)}
         new = []
         for _ in range(n):
