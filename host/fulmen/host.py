@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 from typing import Any, Awaitable
 
@@ -33,6 +32,7 @@ from .plugins import (
     new_plugin_manager,
     register,
 )
+from .secret_files import read_or_create_secret
 from .settings import Settings
 from .tables import CORE_TABLES
 from .wallets import WalletService
@@ -48,15 +48,7 @@ def load_admin_key(settings: Settings) -> tuple[str, bool]:
     (created 0600 on first start). Returns (key, created_now)."""
     if settings.admin_key:
         return settings.admin_key, False
-    path = settings.data_dir / "admin_key"
-    if path.exists():
-        return path.read_text().strip(), False
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
-    return key, True
+    return read_or_create_secret(settings.data_dir / "admin_key", lambda: secrets.token_hex(24))
 
 
 class Host:

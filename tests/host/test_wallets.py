@@ -197,3 +197,23 @@ async def test_metrics_count_settled_payments(fulmen):
     after = (await client.get("/metrics")).text
     assert value(after, "in") == value(before, "in") + 1
     assert value(after, "out") == value(before, "out") + 1
+
+
+def test_processes_starting_together_agree_on_one_secret(tmp_path):
+    """Several processes on one data folder create the key at the same moment:
+    all get the same value, none fails, and the file is complete and 0600."""
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import count
+
+    from fulmen.secret_files import read_or_create_secret
+
+    path = tmp_path / "data" / "node_key"
+    numbers = count()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: read_or_create_secret(path, lambda: f"key-{next(numbers)}"),
+                                range(32)))
+    values = {value for value, _ in results}
+    assert len(values) == 1 and path.read_text() == values.pop()
+    assert sum(created for _, created in results) == 1
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in path.parent.iterdir()] == ["node_key"]  # no temporary files left

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import secrets
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import AsyncIterator
 
 from coincurve import PrivateKey
 
+from ..secret_files import read_or_create_secret
 from .bolt11_encode import encode_invoice
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 
@@ -26,15 +26,7 @@ def load_or_create_node_key(data_dir: Path, configured: str = "") -> str:
     """The node key as hex: from settings, else data_dir/node_key (created 0600)."""
     if configured:
         return configured
-    path = data_dir / "node_key"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
-    return key
+    return read_or_create_secret(data_dir / "node_key", lambda: secrets.token_hex(32))[0]
 
 
 class FakeWallet:
