@@ -23,9 +23,9 @@ from .errors import (
     PaymentRejected,
     Unauthorized,
 )
+from .contract import PaymentFilter, PluginHost, PublicSettings
 from .fields import json_field, outbound_url_field, text_field
 from .hookspecs import hookimpl
-from .host import Host
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
 from .version import __version__
 
@@ -34,7 +34,6 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "FulmenError",
-    "Host",
     "InsufficientBalance",
     "InvoiceInfo",
     "InvoiceRejected",
@@ -42,7 +41,10 @@ __all__ = [
     "NotFound",
     "Payment",
     "PaymentFailed",
+    "PaymentFilter",
     "PaymentRejected",
+    "PluginHost",
+    "PublicSettings",
     "Unauthorized",
     "Wallet",
     "WalletAuth",

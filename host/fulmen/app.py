@@ -12,11 +12,10 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
-from . import metrics
 from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
+from .contract import PluginHost
 from .errors import FulmenError
 from .host import Host
-from .plugins import call_setup_hook
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,40 +48,37 @@ def plugin_enabled_guard(plugin_id: str):
 @get("/.well-known/lnurlp/{username:str}")
 async def lightning_address(request: Request, username: str) -> Response[dict[str, Any]]:
     host: Host = request.app.state.host
-    answer = await host.hooks.call_first(
-        "resolve_lightning_address", username=username.lower(), base_url=host.base_url(request)
-    )
+    answer = await host.hooks.resolve_lightning_address(username.lower(), host.base_url(request))
     if answer is None:
         return Response({"status": "ERROR", "reason": f"Unknown Lightning Address {username!r}."},
                         status_code=404)
     return Response(answer)
 
 
-def host_provider(host: Host):
-    """Plugin handlers can take `host: Host` as a parameter."""
+def context_provider(context: PluginHost):
+    """Plugin handlers can take `host: PluginHost` as a parameter: their plugin's own."""
 
-    async def provide() -> Host:
-        return host
+    async def provide() -> PluginHost:
+        return context
 
     return provide
 
 
 def plugin_routers(host: Host) -> list[Router]:
-    """Each usable plugin's routes under `/{plugin_id}`, behind the enabled-guard.
+    """Each usable plugin's routes under `/{plugin_id}`, behind the serving-guard.
     A plugin whose `register_routes` fails is quarantined (fatal when strict)."""
     routers = []
-    for info in host.plugins.values():
-        if not info.usable:
-            continue
+    for plugin in host.registry.usable():
         try:
-            handlers = call_setup_hook(host.pm, info, "register_routes", host=host)
+            handlers = host.hooks.register_routes(plugin)
             if handlers:
-                routers.append(Router(path=f"/{info.id}", route_handlers=list(handlers),
-                                      guards=[plugin_enabled_guard(info.id)],
-                                      dependencies={"host": Provide(host_provider(host))}))
+                provide = Provide(context_provider(host.context_for(plugin.id)))
+                routers.append(Router(path=f"/{plugin.id}", route_handlers=handlers,
+                                      guards=[plugin_enabled_guard(plugin.id)],
+                                      dependencies={"host": provide}))
         except Exception as exc:
-            info.fail(f"register_routes failed: {exc!r}")
-    host.check_strict()
+            plugin.quarantine(f"register_routes failed: {exc!r}")
+    host.registry.check_strict()
     return routers
 
 
@@ -101,7 +97,7 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
     app = Litestar(
         route_handlers=[
             *health.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
-            *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES, *metrics.ROUTES,
+            *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES,
             *plugin_routers(host),
         ],
         lifespan=[lifespan],
@@ -114,6 +110,4 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
         debug=False,
     )
     app.state.host = host
-    if metrics.count_payment not in host.payments.listeners:
-        host.payments.listeners.append(metrics.count_payment)
     return app

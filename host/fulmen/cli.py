@@ -118,7 +118,8 @@ cli.add_command(plugin)
 
 def build_cli() -> click.Group:
     """The CLI with plugin commands added (`register_commands`)."""
-    from .plugins import call_setup_hook, discover, new_plugin_manager, register
+    from .plugins import call_setup_hook, discover
+    from .plugins.discovery import new_plugin_manager, register
 
     pm = new_plugin_manager()
     for info in discover(Settings().plugin_allow_list()):

@@ -2,14 +2,14 @@
 
 How an event travels:
 
-1. Inside the payment's transaction, `EventBus.write` (a payment outbox
-   writer) takes the wallet's next event number (`fulmen_wallet.event_seq`)
-   and stores the event in `fulmen_event`. Taking the number locks the
-   wallet's row until the commit, so a wallet's events commit in number order
-   and a number is never skipped.
-2. After the commit, `EventBus.on_settled` (a payment listener) hands the
-   event to this process's subscribers and, with REDIS_URL set, publishes it
-   on a Redis channel for the other host processes.
+1. Inside the payment's transaction, the settlement step
+   (fulmen/settlement.py) takes the wallet's next event number
+   (`fulmen_wallet.event_seq`) and stores the event in `fulmen_event`.
+   Taking the number locks the wallet's row until the commit, so a wallet's
+   events commit in number order and a number is never skipped.
+2. After the commit, the settlement step hands the event to `EventBus.publish`:
+   this process's subscribers get it and, with REDIS_URL set, it goes out on a
+   Redis channel to the other host processes.
 3. A subscription (`subscribe_wallet`) yields a wallet's events strictly in
    number order, each once. When it sees a number jump (another process's
    event overtook one in flight, or a Redis message was lost) it reads the
@@ -27,17 +27,15 @@ import asyncio
 import json
 import logging
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .db import is_postgres, now_ms, query
+from .db import now_ms, query
 from .models import Payment
-
-if TYPE_CHECKING:
-    from .host import Host
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +109,20 @@ class Event:
         return {"pending": payment["status"] == "pending", "status": payment["status"]}
 
 
-EventCallback = Callable[[Event], Awaitable[None]]
-EventWriter = Callable[[Event, Payment], Awaitable[None]]
+def event_body(event: Event) -> str:
+    """An event as webhook endpoints receive it."""
+    return json.dumps({
+        "id": f"evt_{event.id}",
+        "type": event.type,
+        "created": event.created_at // 1000,
+        "wallet_id": event.wallet_id,
+        "seq": event.seq,
+        "data": event.data,
+    }, separators=(",", ":"))
+
+
+#: starts a background task for the host's lifetime (`Host.spawn`)
+Spawn = Callable[[Awaitable[None], str], "asyncio.Task[None]"]
 
 _RESYNC = object()  # queue marker: re-read the log
 _CLOSE = object()  # queue marker: the bus is stopping
@@ -291,35 +301,14 @@ def event_data_json(balance_sat: int, payment_json: str) -> str:
     return f'{{"wallet_balance": {balance_sat}, "payment": {payment_json}}}'
 
 
-# PostgreSQL: the wallet's next event number and the event row in one
-# statement. The data text is built as `event_data_json` builds it.
-EVENT_INSERT_SQL = """
-WITH wallet AS (
-    UPDATE fulmen_wallet SET event_seq = event_seq + 1 WHERE id = $1
-    RETURNING event_seq, balance_msat, webhook_endpoints
-)
-INSERT INTO fulmen_event (wallet_id, seq, type, payment_id, payment_hash, data, created_at)
-SELECT $1, event_seq, $2, $3, $4,
-    '{"wallet_balance": ' || (balance_msat / 1000)::text || ', "payment": ' || $5 || '}', $6
-FROM wallet
-RETURNING id, seq AS event_seq, (SELECT balance_msat FROM wallet) AS balance_msat,
-    (SELECT webhook_endpoints FROM wallet) AS webhook_endpoints
-"""
-
-
 class EventBus:
-    def __init__(self, host: "Host", config: EventSettings | None = None) -> None:
-        self.host = host
-        self.config = config or EventSettings()
-        self.redis_url = host.settings.redis_url
+    def __init__(self, redis_url: str, spawn: Spawn, config: EventSettings) -> None:
+        self.config = config
+        self.redis_url = redis_url
+        self.spawn = spawn
         self.origin = uuid.uuid4().hex  # tells this process's own Redis messages apart
-        #: called inside the payment's transaction with each new event (webhooks)
-        self.writers: list[EventWriter] = []
-        #: called after the commit with each event, in this process only
-        self.listeners: list[EventCallback] = []
         self._wallet_subs: dict[str, set[WalletSubscription]] = {}
         self._hash_subs: dict[str, set[HashSubscription]] = {}
-        self._written: OrderedDict[tuple[int, str], Event] = OrderedDict()
         self._redis: Any = None
         self._redis_subscribed = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -331,12 +320,12 @@ class EventBus:
             import redis.asyncio as aioredis
 
             self._redis = aioredis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
-            self._tasks.append(self.host.spawn(self._redis_loop(), name="fulmen-events-redis"))
+            self._tasks.append(self.spawn(self._redis_loop(), "fulmen-events-redis"))
             try:  # so events published right after start reach this process
                 await asyncio.wait_for(self._redis_subscribed.wait(), 5)
             except asyncio.TimeoutError:
                 log.warning("events: Redis not subscribed yet; subscribers fall back to the log")
-        self._tasks.append(self.host.spawn(self._prune_loop(), name="fulmen-events-prune"))
+        self._tasks.append(self.spawn(self._prune_loop(), "fulmen-events-prune"))
 
     async def stop(self) -> None:
         for subs in list(self._wallet_subs.values()) + list(self._hash_subs.values()):
@@ -358,70 +347,7 @@ class EventBus:
     def subscribe_hash(self, payment_hash: str) -> HashSubscription:
         return HashSubscription(self, payment_hash.lower())
 
-    # --- writing (inside the payment's transaction) -----------------------------------
-
-    async def write(self, payment: Payment, hook: str) -> None:
-        """Payment outbox writer: record the event in the payment's transaction."""
-        event_type = HOOK_TYPES.get(hook)
-        if event_type is None:
-            return
-        now = now_ms()
-        payment_data = payment.to_lnbits()
-        payment_json = json.dumps(payment_data)
-        if is_postgres():
-            # One statement: take the wallet's next event number and write the
-            # event with the balance it now has. The payment has already locked
-            # this wallet row in this transaction.
-            rows = await query(
-                EVENT_INSERT_SQL, payment.wallet_id, event_type, payment.id, payment.payment_hash,
-                payment_json, now,
-            )
-        else:
-            rows = await query(
-                "UPDATE fulmen_wallet SET event_seq = event_seq + 1 WHERE id = {} "
-                "RETURNING event_seq, balance_msat, webhook_endpoints",
-                payment.wallet_id,
-            )
-            balance_sat = int(rows[0]["balance_msat"]) // 1000
-            inserted = await query(
-                "INSERT INTO fulmen_event (wallet_id, seq, type, payment_id, payment_hash, data, "
-                "created_at) VALUES ({}, {}, {}, {}, {}, {}, {}) RETURNING id",
-                payment.wallet_id, rows[0]["event_seq"], event_type, payment.id, payment.payment_hash,
-                event_data_json(balance_sat, payment_json), now,
-            )
-            rows = [{**rows[0], "id": inserted[0]["id"]}]
-        row = rows[0]
-        data = {"wallet_balance": int(row["balance_msat"]) // 1000, "payment": payment_data}
-        event = Event(int(row["id"]), payment.wallet_id, int(row["event_seq"]), event_type, payment.id,
-                      payment.payment_hash, data, now, wallet_webhooks=int(row["webhook_endpoints"]))
-        await self.written(event, payment)
-
-    async def written(self, event: Event, payment: Payment) -> None:
-        """The event's row is written in the payment's transaction (by `write`,
-        or by the payment's own statement): run the event writers (webhook
-        deliveries) and keep the event for publishing after the commit."""
-        for writer in self.writers:
-            await writer(event, payment)
-        self._written[(payment.id, event.type)] = event
-        while len(self._written) > 10_000:  # left by rolled-back transactions
-            self._written.popitem(last=False)
-
     # --- after the commit ------------------------------------------------------------
-
-    async def on_settled(self, payment: Payment) -> None:
-        """Payment listener: deliver the committed event here and to other processes."""
-        event_type = payment_event_type(payment)
-        if event_type is None:
-            return
-        event = self._written.pop((payment.id, event_type), None)
-        if event is None:
-            rows = await query(
-                "SELECT * FROM fulmen_event WHERE payment_id = {} AND type = {}", payment.id, event_type
-            )
-            if not rows:
-                return
-            event = Event.from_row(rows[0])
-        await self.publish(event)
 
     async def publish(self, event: Event) -> None:
         """Hand a committed event to subscribers here and (via Redis) elsewhere."""
@@ -432,11 +358,6 @@ class EventBus:
                 await self._redis.publish(self.config.event_redis_channel, message)
             except Exception as exc:  # subscribers elsewhere catch up from the log
                 log.warning("events: Redis publish failed: %r", exc)
-        for listener in self.listeners:
-            try:
-                await listener(event)
-            except Exception:
-                log.exception("event listener failed")
 
     def _dispatch(self, event: Event) -> None:
         for sub in list(self._wallet_subs.get(event.wallet_id, ())):

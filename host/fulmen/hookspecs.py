@@ -6,8 +6,10 @@ name. Hooks called while the host serves may be `def` or `async def` (the
 host awaits them); the set-up hooks (`register_*`) run before the event loop
 starts and must be plain `def`.
 
-Hooks are called with keyword arguments only, and only for enabled plugins
-(`startup`/`shutdown` also when a plugin is switched on or off). Unless a hook
+Every hook that takes `host` gets a `fulmen.PluginHost` (fulmen/contract.py):
+the host's services bound to this plugin. Hooks are called with keyword
+arguments only, and only for plugins that are serving (`startup`/`shutdown`
+also when a plugin is switched on or off). Unless a hook
 says "First result wins", every enabled plugin's implementation is called and
 the results are collected; the order between plugins is unspecified, so no
 hook may depend on it. An exception in one plugin is logged and recorded as
@@ -26,7 +28,7 @@ if TYPE_CHECKING:  # only for annotations: hook arguments are passed by name
     import click
     from piccolo.conf.apps import AppConfig
 
-    from .host import Host
+    from .contract import PaymentFilter, PluginHost
     from .models import InvoiceInfo, InvoiceRequest, Payment, WalletAuth
 
 hookspec = pluggy.HookspecMarker("fulmen")
@@ -54,11 +56,12 @@ def register_apps() -> AppConfig | list[AppConfig] | None:
 
 
 @hookspec
-def register_routes(host: Host) -> list[Any] | None:
+def register_routes(host: PluginHost) -> list[Any] | None:
     """Return Litestar route handlers, Controllers or Routers.
 
     When: once, as the app is built.
-    Arguments: `host`, the running host's services.
+    Arguments: `host`, this plugin's `PluginHost`. Handlers can also take
+    `host: PluginHost` as a parameter: Litestar injects the same object.
     Results: every plugin is asked; plain `def` only.
 
     They are mounted under `/{plugin_id}`, so a handler at `/api/v1/links`
@@ -78,10 +81,10 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec
-def nav_entries(host: Host) -> list[dict[str, str]] | None:
+def nav_entries(host: PluginHost) -> list[dict[str, str]] | None:
     """Return links for the web UI's navigation: `[{"href", "label"}]`.
 
-    When: on each page render (`host.hooks.nav_entries()`).
+    When: on each page render.
     Arguments: `host`.
     Results: every enabled plugin is called; the entries are concatenated,
     each tagged with its plugin id; entries without text `href` and `label`
@@ -93,7 +96,7 @@ def nav_entries(host: Host) -> list[dict[str, str]] | None:
 
 
 @hookspec
-def startup(host: Host) -> None:
+def startup(host: PluginHost) -> None:
     """The plugin starts: start background tasks here with `host.spawn(...)`.
 
     When: once after migrations, before the host serves; again when the
@@ -106,12 +109,12 @@ def startup(host: Host) -> None:
 
 
 @hookspec
-def shutdown(host: Host) -> None:
+def shutdown(host: PluginHost) -> None:
     """The plugin stops: release what `startup` took.
 
     When: once when the host stops, and when the plugin is disabled at
     runtime (in every host process). Tasks from `host.spawn` are cancelled
-    at host stop, not at disable: check `host.is_plugin_enabled(id)` in loops.
+    at host stop, not at disable: check `host.is_enabled()` in loops.
     Arguments: `host`.
     Results: none; an exception is logged and recorded.
     """
@@ -121,7 +124,7 @@ def shutdown(host: Host) -> None:
 
 
 @hookspec
-def before_invoice_created(host: Host, wallet: WalletAuth, request: InvoiceRequest) -> None:
+def before_invoice_created(host: PluginHost, wallet: WalletAuth, request: InvoiceRequest) -> None:
     """An invoice is about to be created.
 
     When: inside the request, before the funding source is asked; keep it quick.
@@ -133,7 +136,7 @@ def before_invoice_created(host: Host, wallet: WalletAuth, request: InvoiceReque
 
 
 @hookspec
-def before_payment_sent(host: Host, wallet: WalletAuth, invoice: InvoiceInfo) -> None:
+def before_payment_sent(host: PluginHost, wallet: WalletAuth, invoice: InvoiceInfo) -> None:
     """An outgoing payment is about to reserve funds.
 
     When: inside the request, after the invoice is decoded and before
@@ -149,17 +152,25 @@ def before_payment_sent(host: Host, wallet: WalletAuth, invoice: InvoiceInfo) ->
 # --- after money moved: durable, exactly once per payment per plugin -----------------
 #
 # Each call is recorded in the payment's transaction, one row per plugin, so a
-# plugin that only cares about some payments should say so, at module level:
-# - `payment_tags = {"mytag"}`: only payments whose `tag` is in the set;
-# - `watch_wallets = True`: only payments of wallets the plugin watches, set
-#   with `await host.hooks.watch_wallet(plugin_id, wallet_id, True/False)`
-#   (in the transaction that changes the plugin's own record of the wallet).
-# Both may be given (a payment must pass both). Without them, every payment
-# is delivered.
+# plugin that only cares about some payments should say so with `payment_filter`.
 
 
 @hookspec
-def on_invoice_paid(host: Host, payment: Payment) -> None:
+def payment_filter() -> PaymentFilter | None:
+    """Say which payments this plugin's payment hooks (below) are sent.
+
+    When: once, as the host is built; plain `def` only.
+    Arguments: none.
+    Results: a `fulmen.PaymentFilter`: `tags` (only payments whose `tag` is
+    in the set) and/or `watched_wallets_only` (only wallets the plugin
+    watches, set with `await host.watch_wallet(wallet_id, True/False)` in the
+    transaction that changes the plugin's own record of the wallet). None,
+    or no implementation: every payment.
+    """
+
+
+@hookspec
+def on_invoice_paid(host: PluginHost, payment: Payment) -> None:
     """An incoming payment was credited (internal or from the network).
 
     When: after the payment commits, once per payment for each plugin that
@@ -177,7 +188,7 @@ def on_invoice_paid(host: Host, payment: Payment) -> None:
 
 
 @hookspec
-def on_payment_sent(host: Host, payment: Payment) -> None:
+def on_payment_sent(host: PluginHost, payment: Payment) -> None:
     """An outgoing payment succeeded.
 
     When and how: the same delivery rules as `on_invoice_paid`.
@@ -188,7 +199,7 @@ def on_payment_sent(host: Host, payment: Payment) -> None:
 
 
 @hookspec
-def on_payment_failed(host: Host, payment: Payment) -> None:
+def on_payment_failed(host: PluginHost, payment: Payment) -> None:
     """An outgoing payment failed and its funds went back to the wallet.
 
     When and how: the same delivery rules as `on_invoice_paid`.
@@ -202,7 +213,7 @@ def on_payment_failed(host: Host, payment: Payment) -> None:
 
 
 @hookspec(firstresult=True)
-def resolve_lightning_address(host: Host, username: str, base_url: str) -> dict[str, Any] | None:
+def resolve_lightning_address(host: PluginHost, username: str, base_url: str) -> dict[str, Any] | None:
     """Answer `GET /.well-known/lnurlp/{username}` (LUD-16).
 
     When: on each such request.

@@ -1,9 +1,10 @@
 """An internal payment on PostgreSQL, in one statement.
 
-`PaymentService._settle_internal_step_by_step` plus the outbox writers are the
-reference: claim the invoice, debit the payer, credit the payee, insert the
-outgoing payment and both ledger rows, then write each wallet's event and the
-plugins' hook-delivery rows. That is about ten statements, and between any
+`PaymentService._settle_internal_step_by_step` plus the settlement step are
+the reference: claim the invoice, debit the payer, credit the payee, insert
+the outgoing payment and both ledger rows, then write each wallet's event and
+the plugins' hook-delivery rows (from fulmen/settlement.py's SQL fragments,
+so that module stays the only writer of those tables). That is about ten statements, and between any
 two of them both wallet rows stay locked while the process serves other
 requests. A wallet that receives many payments at once (a shop) is then
 limited by how long its row stays locked.
@@ -28,8 +29,9 @@ from typing import Any
 
 from .db import query
 from .models import Payment, WalletAuth
+from .settlement import EVENTS_CTE, HOOK_DELIVERIES_CTE
 
-SQL = """
+_SQL = """
 WITH claimed AS (
     UPDATE fulmen_payment SET status = 'success', updated_at = $1
     WHERE id = $2 AND status = 'pending' AND expires_at > $1
@@ -61,35 +63,14 @@ WITH claimed AS (
 ), ledger AS (
     INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, created_at)
     SELECT wallet_id, amount_msat, 'payment', id, '', $1 FROM paid
-), events AS (
-    -- the text `fulmen.events.event_data_json` builds
-    INSERT INTO fulmen_event (wallet_id, seq, type, payment_id, payment_hash, data, created_at)
-    SELECT p.wallet_id, w.event_seq, CASE WHEN p.out THEN 'payment.sent' ELSE 'payment.received' END,
-        p.id, p.payment_hash,
-        '{"wallet_balance": ' || (w.balance_msat / 1000)::text || ', "payment": '
-            || CASE WHEN p.out THEN $12 ELSE $11 END || '}',
-        $1
-    FROM paid p JOIN wallets w ON w.id = p.wallet_id
-    RETURNING id, payment_id, seq
-), deliveries AS (
-    -- one row per plugin that gets this payment's hook (`Hooks.record_deliveries`)
-    INSERT INTO fulmen_hook_delivery (payment_id, plugin_id, hook, status, attempts,
-        next_attempt_at, locked_until, created_at)
-    SELECT p.id, t.plugin_id, t.hook, 'pending', 0, $1, 0, $1
-    FROM paid p
-    JOIN unnest($13::text[], $14::text[], $15::boolean[], $16::boolean[])
-        AS t(plugin_id, hook, for_outgoing, by_wallet) ON t.for_outgoing = p.out
-    WHERE NOT t.by_wallet OR EXISTS (
-        SELECT 1 FROM fulmen_hook_wallet h WHERE h.plugin_id = t.plugin_id AND h.wallet_id = p.wallet_id
-    )
-    RETURNING id
-)
+), {events_cte}, {deliveries_cte}
 SELECT p.*, e.id AS event_id, e.seq AS event_seq, w.balance_msat AS wallet_balance_msat,
     w.webhook_endpoints AS wallet_webhooks, (SELECT count(*) FROM deliveries) AS deliveries
 FROM (SELECT * FROM claimed UNION ALL SELECT * FROM outgoing) p
 LEFT JOIN events e ON e.payment_id = p.id
 LEFT JOIN wallets w ON w.id = p.wallet_id
 """
+SQL = _SQL.replace("{events_cte}", EVENTS_CTE).replace("{deliveries_cte}", HOOK_DELIVERIES_CTE)
 
 
 class Mismatch(Exception):
@@ -120,18 +101,17 @@ async def settle(
     idempotency_key: str | None,
     now: int,
     lock_order: list[tuple[str, int]],
-    hook_targets: list[tuple[str, str, bool, bool]],
+    hook_targets: list[list[Any]],
     event_payments: tuple[dict[str, Any], dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Run the statement. `hook_targets`: (plugin id, hook, for the outgoing
-    payment, only for watched wallets); `event_payments`: the predicted
+    """Run the statement. `hook_targets`: four arrays (plugin ids, hooks, for
+    the outgoing payment, only for watched wallets; `Settlement.statement_hook_targets`);
+    `event_payments`: the predicted
     incoming and outgoing payments' `to_lnbits()`, for the event rows."""
     (first, first_delta), (second, second_delta) = lock_order
     incoming_json, outgoing_json = (json.dumps(p) for p in event_payments)
     return await query(
         SQL, now, invoice_row["id"], first, first_delta, second, second_delta,
         payer.wallet_id, json.dumps(extra), extra.get("tag"), idempotency_key,
-        incoming_json, outgoing_json,
-        [t[0] for t in hook_targets], [t[1] for t in hook_targets],
-        [t[2] for t in hook_targets], [t[3] for t in hook_targets],
+        incoming_json, outgoing_json, *hook_targets,
     )

@@ -1,16 +1,13 @@
-"""Prometheus metrics at `/metrics`, counted from settled payments.
+"""Prometheus metrics, counted from settled payments (served at `/metrics`
+by fulmen/api/health.py).
 
 Counters live in this process (each process exposes its own; scrape them
-all). Nothing here sits on the request path: the payment listener runs
-after the commit.
+all). The settlement step counts a payment after its commit.
 """
 
 from __future__ import annotations
 
-from litestar import get
-from litestar.response import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client import ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, ProcessCollector
 
 from .models import Payment
 
@@ -26,16 +23,8 @@ VOLUME = Counter(
 )
 
 
-async def count_payment(payment: Payment) -> None:
+def count_payment(payment: Payment) -> None:
     direction = "out" if payment.out else "in"
     PAYMENTS.labels(direction, payment.status).inc()
     if payment.status == "success":
         VOLUME.labels(direction).inc(abs(payment.amount_msat))
-
-
-@get("/metrics", include_in_schema=False)
-async def metrics() -> Response[bytes]:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-
-ROUTES = [metrics]

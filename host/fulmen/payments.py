@@ -17,36 +17,32 @@ The rules every path follows:
 - Spending is a conditional UPDATE (`... WHERE balance_msat >= amount`), and
   a status change is a conditional UPDATE on the old status. The database
   decides who wins a race, so the rules hold across processes.
-- Post-commit work (plugin hooks, events, webhooks) is written to an outbox
-  inside the same transaction, then delivered after the commit.
+- What a final state causes (the wallet's event, webhook and plugin-hook
+  deliveries) is written by the settlement step (fulmen/settlement.py) in
+  the same transaction, and carried out after the commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import bolt11 as bolt11_lib
 from piccolo.engine.base import Engine
 
 from . import internal_payment
 from .db import is_postgres, now_ms, query, transaction
-from .events import Event, EventBus, payment_event_type
 from .errors import BadRequest, Conflict, InsufficientBalance, NotFound, PaymentFailed
+from .events import Event
 from .funding import FundingError, FundingSource, PaymentState, PaymentStatus
+from .hooks import Hooks
 from .models import InvoiceInfo, InvoiceRequest, Payment, WalletAuth
 from .settings import Settings
+from .settlement import Recorded, Settlement
 
 log = logging.getLogger(__name__)
-
-# Called with each payment that reached a final state, after the commit.
-SettledListener = Callable[[Payment], Awaitable[None]]
-# Called inside the settling transaction, to write durable outbox rows.
-OutboxWriter = Callable[[Payment, str], Awaitable[None]]
 
 PAYMENT_COLUMNS = "*"
 
@@ -68,16 +64,13 @@ def _in_lock_order(payer: str, payee: str, amount: int) -> list[tuple[str, int]]
 
 
 class PaymentService:
-    def __init__(self, settings: Settings, engine: Engine, funding: FundingSource, hooks: Any) -> None:
+    def __init__(self, settings: Settings, engine: Engine, funding: FundingSource, hooks: Hooks,
+                 settlement: Settlement) -> None:
         self.settings = settings
         self.engine = engine
         self.funding = funding
         self.hooks = hooks
-        self.outbox_writers: list[OutboxWriter] = []
-        #: set by the host; the PostgreSQL internal payment writes events itself
-        self.events: EventBus | None = None
-        self.listeners: list[SettledListener] = []
-        self._tasks: set[asyncio.Task] = set()
+        self.settlement = settlement
 
     # --- 1. receive -------------------------------------------------------------
 
@@ -147,14 +140,62 @@ class PaymentService:
                     return earlier
             raise
 
-    async def _idempotent_result(self, wallet: WalletAuth, key: str, bolt11: str) -> Payment | None:
+    async def transfer(
+        self,
+        from_wallet_id: str,
+        to_wallet_id: str,
+        amount_msat: int,
+        *,
+        memo: str = "",
+        extra: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Payment:
+        """Move money between two wallets of this host: an invoice in the
+        payee's wallet, paid at once (internally) from the payer's, so both
+        histories show it. Returns the outgoing payment. With
+        `idempotency_key`, a repeated or concurrent call with the same key
+        returns the first transfer instead of paying twice."""
+        payer = await self._wallet_auth(from_wallet_id, "admin")
+        if idempotency_key and (earlier := await self._by_idempotency_key(payer, idempotency_key)):
+            return earlier
+        payee = await self._wallet_auth(to_wallet_id, "invoice")
+        # Checked again, atomically, by the debit; this early look only spares
+        # the payee an unpaid invoice in its history when the payer is short.
+        balance = await query("SELECT balance_msat FROM fulmen_wallet WHERE id = {}", from_wallet_id)
+        if int(balance[0]["balance_msat"]) < amount_msat:
+            raise InsufficientBalance("Insufficient balance.")
+        invoice = await self.create_invoice(
+            payee, InvoiceRequest(amount_msat=amount_msat, memo=memo, expiry=600,
+                                  extra=dict(extra or {})),
+        )
+        try:
+            return await self.pay(payer, invoice.bolt11, extra, idempotency_key)
+        except Exception:
+            if idempotency_key:  # a concurrent transfer with this key may have won
+                earlier = await self._by_idempotency_key(payer, idempotency_key)
+                if earlier and earlier.status != "failed":
+                    return earlier
+            raise
+
+    async def _wallet_auth(self, wallet_id: str, kind: str) -> WalletAuth:
+        rows = await query(
+            "SELECT account_id FROM fulmen_wallet WHERE id = {} AND NOT deleted", wallet_id
+        )
+        if not rows:
+            raise NotFound("Wallet not found.")
+        return WalletAuth(wallet_id=wallet_id, account_id=rows[0]["account_id"], kind=kind)
+
+    async def _by_idempotency_key(self, wallet: WalletAuth, key: str) -> Payment | None:
         rows = await query(
             "SELECT * FROM fulmen_payment WHERE wallet_id = {} AND idempotency_key = {}",
             wallet.wallet_id, key,
         )
-        if not rows:
+        return Payment.from_row(rows[0]) if rows else None
+
+    async def _idempotent_result(self, wallet: WalletAuth, key: str, bolt11: str) -> Payment | None:
+        payment = await self._by_idempotency_key(wallet, key)
+        if payment is None:
             return None
-        payment = Payment.from_row(rows[0])
         if payment.bolt11.lower() != bolt11.lower():
             raise Conflict("Idempotency-Key was already used with a different invoice")
         return payment
@@ -192,12 +233,9 @@ class PaymentService:
     async def _pay_internal(
         self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
     ) -> Payment:
-        # PostgreSQL: one statement, when it knows every outbox writer (events)
-        # and the payer is not also the payee (one wallet row changed twice).
-        one_statement = (
-            is_postgres() and self.events is not None and self.outbox_writers == [self.events.write]
-            and wallet.wallet_id != invoice_row["wallet_id"]
-        )
+        # PostgreSQL: one statement, unless the payer is also the payee (one
+        # wallet row would change twice in it).
+        one_statement = is_postgres() and wallet.wallet_id != invoice_row["wallet_id"]
         if one_statement:
             try:
                 return await self._pay_internal_in_one_statement(
@@ -209,24 +247,22 @@ class PaymentService:
             incoming, outgoing = await self._settle_internal_step_by_step(
                 wallet, invoice_row, extra, idempotency_key
             )
-            hooks_due = await self._write_outbox(incoming, "on_invoice_paid")
-            hooks_due |= await self._write_outbox(outgoing, "on_payment_sent")
-        self._after_commit(incoming, outgoing, hooks_due=hooks_due)
+            recorded = (await self.settlement.record(incoming, "on_invoice_paid"),
+                        await self.settlement.record(outgoing, "on_payment_sent"))
+        self.settlement.after_commit(*recorded)
         return outgoing
 
     async def _pay_internal_in_one_statement(
         self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
     ) -> Payment:
-        """PostgreSQL: the same writes as the step-by-step path and its outbox,
-        in one statement (`fulmen/internal_payment.py`)."""
+        """PostgreSQL: the same writes as the step-by-step path and its
+        settlement step, in one statement (`fulmen/internal_payment.py`)."""
         now = now_ms()
         predicted_in, predicted_out = internal_payment.predicted_payments(wallet, invoice_row, extra, now)
         predicted = (predicted_in.to_lnbits(), predicted_out.to_lnbits())
-        hook_targets = [
-            (plugin_id, hook, payment.out, by_wallet)
-            for payment, hook in ((predicted_in, "on_invoice_paid"), (predicted_out, "on_payment_sent"))
-            for plugin_id, by_wallet in self.hooks.durable_targets(hook, payment)
-        ]
+        hook_targets = self.settlement.statement_hook_targets(
+            ((predicted_in, "on_invoice_paid"), (predicted_out, "on_payment_sent"))
+        )
         lock_order = _in_lock_order(
             wallet.wallet_id, invoice_row["wallet_id"], int(invoice_row["amount_msat"])
         )
@@ -249,14 +285,19 @@ class PaymentService:
             written = (incoming.to_lnbits(), outgoing.to_lnbits())
             if written != predicted:
                 raise internal_payment.Mismatch()
+            recorded = []
             for payment, payment_data in zip((incoming, outgoing), written):
                 row = by_side[payment.out]
                 data = {"wallet_balance": int(row["wallet_balance_msat"]) // 1000, "payment": payment_data}
                 event = Event(int(row["event_id"]), payment.wallet_id, int(row["event_seq"]),
-                              payment_event_type(payment) or "", payment.id, payment.payment_hash,
-                              data, now, wallet_webhooks=int(row["wallet_webhooks"]))
-                await self.events.written(event, payment)
-        self._after_commit(incoming, outgoing, hooks_due=int(rows[0]["deliveries"]) > 0)
+                              "payment.sent" if payment.out else "payment.received", payment.id,
+                              payment.payment_hash, data, now,
+                              wallet_webhooks=int(row["wallet_webhooks"]))
+                # The statement wrote the event and the hook deliveries; the
+                # webhook deliveries need the event's id, so they follow here.
+                webhook_rows = await self.settlement.record_webhooks(event, payment)
+                recorded.append(Recorded(payment, event, webhook_rows, int(row["deliveries"])))
+        self.settlement.after_commit(*recorded)
         return outgoing
 
     async def _settle_internal_step_by_step(
@@ -350,8 +391,8 @@ class PaymentService:
             incoming = Payment.from_row(rows[0])
             await self._change_balance(incoming.wallet_id, incoming.amount_msat)
             await self._ledger(incoming.wallet_id, incoming.amount_msat, "payment", incoming.id, now)
-            hooks_due = await self._write_outbox(incoming, "on_invoice_paid")
-        self._after_commit(incoming, hooks_due=hooks_due)
+            recorded = await self.settlement.record(incoming, "on_invoice_paid")
+        self.settlement.after_commit(recorded)
         return incoming
 
     # --- 4. the node's final word on an outgoing payment ------------------------------
@@ -394,8 +435,8 @@ class PaymentService:
             if refund:
                 await self._change_balance(payment.wallet_id, refund)
                 await self._ledger(payment.wallet_id, refund, "refund", payment.id, now)
-            hooks_due = await self._write_outbox(payment, hook)
-        self._after_commit(payment, hooks_due=hooks_due)
+            recorded = await self.settlement.record(payment, hook)
+        self.settlement.after_commit(recorded)
         return payment
 
     # --- 5. reconciliation ---------------------------------------------------------
@@ -532,29 +573,6 @@ class PaymentService:
         )
         return Payment.from_row(rows[0])
 
-    async def _write_outbox(self, payment: Payment, hook: str) -> bool:
-        """Durable post-commit work, recorded in the payment's own transaction.
-        Returns whether any plugin-hook delivery was recorded."""
-        hooks_due = await self.hooks.record_deliveries(hook, payment)
-        for writer in self.outbox_writers:
-            await writer(payment, hook)
-        return hooks_due
-
-    def _after_commit(self, *payments: Payment, hooks_due: bool = False) -> None:
-        """Start post-commit delivery without holding up the response."""
-        for payment in payments:
-            for listener in self.listeners:
-                self._spawn(listener(payment))
-        if hooks_due:
-            self.hooks.wake()
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def drain(self, timeout: float = 5.0) -> None:
-        """Wait for post-commit tasks (used at shutdown and in tests)."""
-        deadline = time.monotonic() + timeout
-        while self._tasks and time.monotonic() < deadline:
-            await asyncio.wait(list(self._tasks), timeout=max(0.01, deadline - time.monotonic()))
+        """Wait for post-commit work (used at shutdown and in tests)."""
+        await self.settlement.drain(timeout)

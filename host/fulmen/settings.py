@@ -2,6 +2,13 @@
 
 Every setting is `FULMEN_<NAME>` except the conventional `DATABASE_URL` and
 `REDIS_URL`. The table in docs/operations.md lists them all; keep it in step.
+
+`Settings` here holds what the host itself needs. Three groups keep their
+own classes beside the code they tune: `EventSettings` (fulmen/events.py),
+`WebhookSettings` (fulmen/webhooks.py) and each funding backend's (fulmen/
+funding/). All are read in one place, when the host is built
+(`fulmen/host.py` and `fulmen.funding.make_funding_source`), and handed to
+the services; no service reads the environment itself.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from .plugins import PluginInfo
+from .plugins import Plugin
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 POSTGRES_URL = os.environ.get(
@@ -157,9 +157,9 @@ class TestWallet:
         return {"X-Api-Key": self.readkey}
 
 
-def plugin(plugin_id: str, module: Any) -> PluginInfo:
+def plugin(plugin_id: str, module: Any) -> Plugin:
     """A throwaway plugin for a test: any object with @hookimpl functions."""
-    return PluginInfo(id=plugin_id, version="0.0.0", summary="test plugin", module=module)
+    return Plugin(id=plugin_id, version="0.0.0", summary="test plugin", module=module)
 
 
 class Fulmen:
@@ -175,7 +175,7 @@ class Fulmen:
 
     async def start(
         self,
-        plugins: list[str | PluginInfo] | None = None,
+        plugins: list[str | Plugin] | None = None,
         funding: Any = None,
         **settings: Any,
     ) -> Any:
@@ -196,7 +196,7 @@ class Fulmen:
         }
         cfg = Settings(**values)
         names = [p for p in plugins or [] if isinstance(p, str)]
-        infos = [p for p in plugins or [] if isinstance(p, PluginInfo)]
+        infos = [p for p in plugins or [] if isinstance(p, Plugin)]
         if names:
             infos = discover(set(names)) + infos
             missing = set(names) - {i.id for i in infos}
@@ -277,7 +277,7 @@ class Fulmen:
                 "AND next_attempt_at <= {}",
                 now_ms(),
             )
-            if int(rows[0]["n"]) == 0 and not self.host.payments._tasks:
+            if int(rows[0]["n"]) == 0 and not self.host.settlement.busy:
                 return
             await asyncio.sleep(0.02)
 

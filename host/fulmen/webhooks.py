@@ -1,20 +1,21 @@
 """Webhooks: signed, retried, durable HTTP notifications of a wallet's events.
 
-Two kinds of delivery, both rows in `fulmen_webhook_delivery` written inside
-the payment's transaction (so a committed payment always has its deliveries,
-and a rolled-back one never does):
+Two kinds of delivery, both rows in `fulmen_webhook_delivery` that the
+settlement step (fulmen/settlement.py) writes inside the payment's
+transaction (so a committed payment always has its deliveries, and a
+rolled-back one never does):
 
 - a wallet's webhook endpoints (`/api/v1/webhooks`), each with event-type
   filters and its own signing secret;
 - an invoice's own `webhook` URL (LNbits's field), called when it is paid,
   signed with the wallet's invoice-webhook secret.
 
-Every host process runs `WebhookService.run`: it claims due rows with a
-conditional UPDATE (so each attempt is made by one process), POSTs them
-through `host.http` (timeouts, no internal addresses unless allowed) and
-records the outcome. A non-2xx answer or a timeout is retried with
+Every host process runs the webhook outbox (fulmen/outbox.py: claim, lease,
+backoff, dead letter); this module is its sender: it POSTs a row through
+the host's outbound client (timeouts, no internal addresses unless allowed)
+and says how it went. A non-2xx answer or a timeout is retried with
 exponential backoff until `FULMEN_WEBHOOK_RETRY_HOURS` have passed since the
-event. A process that dies mid-attempt leaves a claim that expires, and
+event. A process that dies mid-attempt leaves a lease that expires, and
 another process (or the restarted one) tries again.
 
 Signature: header `Fulmen-Signature: t=<unix seconds>,v1=<hex>` where hex is
@@ -26,24 +27,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .db import now_ms, query, transaction
 from .errors import BadRequest, NotFound
-from .events import EVENT_TYPES, Event
+from .events import EVENT_TYPES
 from .keys import new_id
-from .models import Payment, iso
-from .net import UnsafeURL
-
-if TYPE_CHECKING:
-    from .host import Host
+from .models import iso
+from .net import SafeHttp, UnsafeURL
+from .outbox import Outbox, Outcome, Policy, doubling
 
 log = logging.getLogger(__name__)
 
@@ -144,23 +142,22 @@ def delivery_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def event_body(event: Event) -> str:
-    return json.dumps({
-        "id": f"evt_{event.id}",
-        "type": event.type,
-        "created": event.created_at // 1000,
-        "wallet_id": event.wallet_id,
-        "seq": event.seq,
-        "data": event.data,
-    }, separators=(",", ":"))
-
-
 class WebhookService:
-    def __init__(self, host: "Host", config: WebhookSettings | None = None) -> None:
-        self.host = host
-        self.config = config or WebhookSettings()
-        self._wake = asyncio.Event()
-        self._last_prune = 0.0
+    def __init__(self, http: SafeHttp, config: WebhookSettings) -> None:
+        self.http = http
+        self.config = config
+        c = self.config
+        self.outbox = Outbox(
+            Policy(
+                table="fulmen_webhook_delivery", done_status="success",
+                lease_ms=int((c.webhook_timeout_seconds + 60) * 1000), renew_seconds=30.0,
+                batch=c.webhook_batch, window=True, touch=True, parallel=True,
+                backoff_ms=doubling(int(c.webhook_backoff_base_seconds * 1000),
+                                    int(c.webhook_backoff_max_seconds * 1000)),
+            ),
+            self._send,
+            describe=lambda row: f"{row['id']} to {safe_url(row['url'])}",
+        )
 
     # --- endpoints --------------------------------------------------------------
 
@@ -171,7 +168,7 @@ class WebhookService:
         if len(url) > MAX_URL_LENGTH:
             raise BadRequest(f"url is longer than {MAX_URL_LENGTH} characters")
         try:
-            await self.host.http.check_url(url)
+            await self.http.check_url(url)
         except UnsafeURL as exc:
             raise BadRequest(f"url is not allowed: {exc.detail}") from None
         except BadRequest as exc:
@@ -248,17 +245,7 @@ class WebhookService:
     async def deliveries(self, wallet_id: str, endpoint_id: str, status: str | None = None,
                          limit: int = 100) -> list[dict[str, Any]]:
         await self.get_endpoint(wallet_id, endpoint_id)
-        if status:
-            rows = await query(
-                "SELECT * FROM fulmen_webhook_delivery WHERE endpoint_id = {} AND status = {} "
-                "ORDER BY id DESC LIMIT {}",
-                endpoint_id, status, limit,
-            )
-        else:
-            rows = await query(
-                "SELECT * FROM fulmen_webhook_delivery WHERE endpoint_id = {} ORDER BY id DESC LIMIT {}",
-                endpoint_id, limit,
-            )
+        rows = await self.outbox.list({"endpoint_id": endpoint_id}, status=status, limit=limit)
         return [delivery_json(r) for r in rows]
 
     async def redeliver(self, wallet_id: str, endpoint_id: str, delivery_id: int) -> dict[str, Any]:
@@ -266,23 +253,13 @@ class WebhookService:
         await self.get_endpoint(wallet_id, endpoint_id)
         if not 0 < delivery_id <= MAX_ROW_ID:
             raise NotFound("Delivery not found.")
-        now = now_ms()
-        rows = await query(
-            "UPDATE fulmen_webhook_delivery SET status = 'pending', next_attempt_at = {}, "
-            "locked_until = 0, give_up_at = {}, updated_at = {} "
-            "WHERE id = {} AND endpoint_id = {} AND locked_until < {} RETURNING *",
-            now, now + self._retry_window_ms(), now, delivery_id, endpoint_id, now,
-        )
-        if not rows:
-            exists = await query(
-                "SELECT 1 AS one FROM fulmen_webhook_delivery WHERE id = {} AND endpoint_id = {}",
-                delivery_id, endpoint_id,
-            )
-            if not exists:
+        where = {"endpoint_id": endpoint_id}
+        row = await self.outbox.redeliver(delivery_id, where, window_ms=self.retry_window_ms())
+        if row is None:
+            if not await self.outbox.exists(delivery_id, where):
                 raise NotFound("Delivery not found.")
             raise BadRequest("This delivery is being sent right now; try again in a minute")
-        self._wake.set()
-        return delivery_json(rows[0])
+        return delivery_json(row)
 
     async def invoice_secret(self, wallet_id: str) -> str:
         """The wallet's secret for signing its invoices' own webhook calls."""
@@ -295,82 +272,22 @@ class WebhookService:
                            wallet_id)
         return rows[0]["secret"]
 
-    # --- writing deliveries (inside the payment's transaction) ---------------------------
-
-    def _retry_window_ms(self) -> int:
+    def retry_window_ms(self) -> int:
+        """How long a delivery is retried (from when its event was written)."""
         return int(self.config.webhook_retry_hours * 3_600_000)
 
-    async def write(self, event: Event, payment: Payment) -> None:
-        """Event writer: one delivery row per matching endpoint (and the invoice's URL)."""
-        invoice_hook = event.type == "payment.received" and payment.webhook
-        if not event.wallet_webhooks and not invoice_hook:
-            return  # the common case: nothing to deliver, no query
-        endpoints = await query(
-            "SELECT id, url, events FROM fulmen_webhook_endpoint WHERE wallet_id = {} AND NOT deleted",
-            event.wallet_id,
-        ) if event.wallet_webhooks else []
-        now = now_ms()
-        give_up = now + self._retry_window_ms()
-        targets: list[tuple[str | None, str, str]] = [
-            (e["id"], e["url"], event_body(event))
-            for e in endpoints if event.type in e["events"].split(",")
-        ]
-        if event.type == "payment.received" and payment.webhook:
-            targets.append((None, payment.webhook, json.dumps(payment.to_lnbits(), separators=(",", ":"))))
-        for endpoint_id, url, body in targets:
-            await query(
-                "INSERT INTO fulmen_webhook_delivery (wallet_id, endpoint_id, event_id, event_type, url, "
-                "body, status, attempts, next_attempt_at, locked_until, give_up_at, created_at, "
-                "updated_at) VALUES ({}, {}, {}, {}, {}, {}, 'pending', 0, {}, 0, {}, {}, {})",
-                event.wallet_id, endpoint_id, event.id, event.type, url, body, now, give_up, now, now,
-            )
-
-    async def on_event(self, event: Event) -> None:
-        """Event listener (after the commit): send new deliveries right away
-        (only when this event can have any: most wallets have no webhooks)."""
-        if event.wallet_webhooks or (event.incoming and event.data["payment"].get("webhook")):
-            self._wake.set()
-
-    # --- sending ------------------------------------------------------------------
+    # --- sending (the outbox's sender) ----------------------------------------------
 
     def backoff_ms(self, attempts: int) -> int:
-        seconds = self.config.webhook_backoff_base_seconds * 2 ** max(0, attempts - 1)
-        return int(min(seconds, self.config.webhook_backoff_max_seconds) * 1000)
+        return self.outbox.policy.backoff_ms(attempts)
 
     async def run(self) -> None:
         """The delivery worker: every process runs one."""
-        while True:
-            try:
-                sent = await self.deliver_due()
-                await self._maybe_prune()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhooks: delivery pass failed")
-                sent = 0
-            if sent:
-                continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.config.webhook_poll_seconds)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+        await asyncio.gather(self.outbox.run(self.config.webhook_poll_seconds), self._prune_loop())
 
     async def deliver_due(self) -> int:
-        """Claim due deliveries and send them. Safe in every process at once:
-        the conditional UPDATE hands each row to one claimant."""
-        now = now_ms()
-        claim_ms = int((self.config.webhook_timeout_seconds + 60) * 1000)
-        rows = await query(
-            "UPDATE fulmen_webhook_delivery SET locked_until = {}, attempts = attempts + 1 "
-            "WHERE id IN (SELECT id FROM fulmen_webhook_delivery WHERE status = 'pending' "
-            "AND next_attempt_at <= {} AND locked_until < {} ORDER BY id LIMIT {}) "
-            "AND status = 'pending' AND locked_until < {} RETURNING *",
-            now + claim_ms, now, now, self.config.webhook_batch, now,
-        )
-        if rows:
-            await asyncio.gather(*(self._send(row) for row in sorted(rows, key=lambda r: r["id"])))
-        return len(rows)
+        """Claim due deliveries and send them (also what `run` does)."""
+        return await self.outbox.deliver_due()
 
     async def _secret_for(self, row: dict[str, Any]) -> str | None:
         if row["endpoint_id"] is None:
@@ -380,72 +297,48 @@ class WebhookService:
         )
         return rows[0]["secret"] if rows else None
 
-    async def _send(self, row: dict[str, Any]) -> None:
+    async def _send(self, row: dict[str, Any]) -> Outcome:
         code: int | None = None
-        permanent = False
-        error: str | None = None
         try:
             secret = await self._secret_for(row)
             if secret is None:
-                error, permanent = "endpoint deleted", True
-            else:
-                body = row["body"].encode()
-                headers = {
-                    "Content-Type": "application/json",
-                    "User-Agent": "Fulmen-Webhooks/1",
-                    SIGNATURE_HEADER: signature_header(secret, body),
-                    "Fulmen-Event": row["event_type"],
-                    "Fulmen-Event-Id": f"evt_{row['event_id']}",
-                    "Fulmen-Delivery": str(row["id"]),
-                }
-                response = await self.host.http.request(
-                    "POST", row["url"], content=body, headers=headers,
-                    timeout=self.config.webhook_timeout_seconds,
-                )
-                code = response.status_code
-                if not 200 <= code < 300:
-                    error = f"HTTP {code}: {response.text[:200]}"
+                return Outcome(error="endpoint deleted", permanent=True)
+            body = row["body"].encode()
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "Fulmen-Webhooks/1",
+                SIGNATURE_HEADER: signature_header(secret, body),
+                "Fulmen-Event": row["event_type"],
+                "Fulmen-Event-Id": f"evt_{row['event_id']}",
+                "Fulmen-Delivery": str(row["id"]),
+            }
+            response = await self.http.request(
+                "POST", row["url"], content=body, headers=headers,
+                timeout=self.config.webhook_timeout_seconds,
+            )
+            code = response.status_code
+            if not 200 <= code < 300:
+                return Outcome(error=f"HTTP {code}: {response.text[:200]}",
+                               columns={"last_status_code": code})
         except asyncio.CancelledError:
             raise
         except UnsafeURL as exc:
-            error, permanent = exc.detail, True
+            log.warning("webhook delivery %s to %s refused: %s", row["id"], safe_url(row["url"]),
+                        exc.detail)
+            return Outcome(error=exc.detail, permanent=True)
         except BadRequest as exc:  # FetchFailed: timeout, refused, too large
-            error = exc.detail
+            return Outcome(error=exc.detail)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        await self._record(row, code, error, permanent)
+            return Outcome(error=f"{type(exc).__name__}: {exc}")
+        return Outcome(columns={"last_status_code": code, "delivered_at": now_ms()})
 
-    async def _record(self, row: dict[str, Any], code: int | None, error: str | None,
-                      permanent: bool) -> None:
-        now = now_ms()
-        if error is None:
-            await query(
-                "UPDATE fulmen_webhook_delivery SET status = 'success', last_status_code = {}, "
-                "last_error = NULL, locked_until = 0, delivered_at = {}, updated_at = {} "
-                "WHERE id = {} AND status = 'pending'",
-                code, now, now, row["id"],
-            )
-            return
-        next_at = now + self.backoff_ms(int(row["attempts"]))
-        status = "failed" if permanent or next_at > int(row["give_up_at"]) else "pending"
-        # Only while our claim still holds: if it expired and another worker
-        # claimed the row, releasing it here would let a third worker send it
-        # while the second is still sending. (A success above is recorded
-        # whoever made it.)
-        updated = await query(
-            "UPDATE fulmen_webhook_delivery SET status = {}, last_status_code = {}, last_error = {}, "
-            "locked_until = 0, next_attempt_at = {}, updated_at = {} "
-            "WHERE id = {} AND status = 'pending' AND locked_until = {} RETURNING id",
-            status, code, error[:1000], next_at, now, row["id"], int(row["locked_until"]),
-        )
-        if updated and status == "failed":
-            log.warning("webhook delivery %s to %s gave up: %s", row["id"], safe_url(row["url"]), error)
-
-    async def _maybe_prune(self) -> None:
-        if time.monotonic() - self._last_prune < 3600:
-            return
-        self._last_prune = time.monotonic()
-        cutoff = now_ms() - int(self.config.webhook_log_days * 86_400_000)
-        await query(
-            "DELETE FROM fulmen_webhook_delivery WHERE status <> 'pending' AND updated_at < {}", cutoff
-        )
+    async def _prune_loop(self) -> None:
+        """Finished deliveries stay in the log `webhook_log_days`."""
+        while True:
+            try:
+                await self.outbox.prune(int(self.config.webhook_log_days * 86_400_000))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhooks: pruning the delivery log failed")
+            await asyncio.sleep(3600)

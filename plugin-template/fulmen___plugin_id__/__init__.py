@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Host, Payment, hookimpl
+from fulmen import PluginHost, Payment, hookimpl
 
 PLUGIN_ID = "__plugin_id__"
 
@@ -23,7 +23,7 @@ def register_apps() -> Any:
 
 
 @hookimpl
-def register_routes(host: Host) -> list[Any]:
+def register_routes(host: PluginHost) -> list[Any]:
     """Mounted under /__plugin_id__; they answer 404 while the plugin is disabled."""
     from .views import routes
 
@@ -36,7 +36,7 @@ def nav_entries() -> list[dict[str, str]]:
 
 
 @hookimpl
-async def on_invoice_paid(host: Host, payment: Payment) -> None:
+async def on_invoice_paid(host: PluginHost, payment: Payment) -> None:
     """Called once per paid invoice, after it is committed. Ours carry our tag."""
     if payment.tag != PLUGIN_ID:
         return

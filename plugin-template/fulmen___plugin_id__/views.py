@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import BadRequest, Host, InvoiceRequest, WalletAuth, require_wallet_key
+from fulmen import BadRequest, PluginHost, InvoiceRequest, WalletAuth, require_wallet_key
 from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Router, get, post
 from litestar.di import Provide
@@ -18,7 +18,7 @@ PAGES = Environment(loader=PackageLoader(__package__, "templates"),
 
 
 @post("/api/v1/invoices", status_code=201, dependencies={"wallet": require_wallet_key("invoice")})
-async def create_invoice(host: Host, wallet: WalletAuth, data: dict[str, Any]) -> dict[str, Any]:
+async def create_invoice(host: PluginHost, wallet: WalletAuth, data: dict[str, Any]) -> dict[str, Any]:
     """`{"amount": sats, "memo": text}` -> an invoice tagged for this plugin."""
     amount = data.get("amount")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
@@ -44,8 +44,8 @@ async def page() -> Response[str]:
     return Response(html, media_type="text/html")
 
 
-def routes(host: Host) -> list[Any]:
-    async def provide_host() -> Host:
+def routes(host: PluginHost) -> list[Any]:
+    async def provide_host() -> PluginHost:
         return host
 
     return [Router(path="/", route_handlers=[create_invoice, list_paid, page],

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from event_helpers import SSE, serve
 from fulmen.db import now_ms, query
+from fulmen.outbox import Outcome
 from fulmen.webhooks import MAX_ENDPOINTS_PER_WALLET, signature_header, verify_signature
 
 
@@ -53,12 +54,15 @@ async def test_a_late_claimant_cannot_release_a_newer_claim(fulmen_db, receiver)
     delivery = await _pending_delivery(fulmen_db, bob, receiver.url)
     row_a = await _claim(delivery, now_ms() - 1)  # A's claim, already expired
     row_b = await _claim(delivery, now_ms() + 60_000)  # B holds it now
-    await service._record(row_a, 500, "HTTP 500: late", False)
+    outbox = service.outbox  # the one outbox (fulmen/outbox.py) records every outcome
+    await outbox._record(row_a, int(row_a["locked_until"]),
+                         Outcome(error="HTTP 500: late", columns={"last_status_code": 500}))
     row = (await query("SELECT * FROM fulmen_webhook_delivery WHERE id = {}", delivery))[0]
     assert int(row["locked_until"]) == int(row_b["locked_until"])
     assert row["status"] == "pending" and int(row["attempts"]) == 2
     # B's outcome is recorded; a late success of A would count too
-    await service._record(row_b, 200, None, False)
+    await outbox._record(row_b, int(row_b["locked_until"]),
+                         Outcome(columns={"last_status_code": 200, "delivered_at": now_ms()}))
     row = (await query("SELECT * FROM fulmen_webhook_delivery WHERE id = {}", delivery))[0]
     assert row["status"] == "success" and int(row["locked_until"]) == 0
 
@@ -119,10 +123,11 @@ async def test_give_up_log_does_not_show_credentials_in_the_url(fulmen, receiver
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("fulmen.webhooks")
+    logger = logging.getLogger("fulmen.outbox")
     logger.addHandler(handler)
     try:
-        await service._record(row, None, "refused", True)
+        await service.outbox._record(row, int(row["locked_until"]),
+                                     Outcome(error="refused", permanent=True))
     finally:
         logger.removeHandler(handler)
     text = "\n".join(r.getMessage() for r in records)

@@ -1,12 +1,12 @@
 """PostgreSQL settles an internal payment in one statement
 (`fulmen/internal_payment.py`): it must write exactly what the step-by-step
-path and its outbox write."""
+path and its settlement step write."""
 
 import json
 
 import fulmen.internal_payment as internal_payment
 import fulmen.payments as payments_module
-from fulmen import hookimpl
+from fulmen import PaymentFilter, hookimpl
 from fulmen.db import query
 from fulmen.testing import plugin
 
@@ -15,7 +15,9 @@ IGNORED = {"id", "payment_hash", "checking_id", "bolt11", "bolt11_hash", "preima
 
 
 class Probe:
-    watch_wallets = True
+    @hookimpl
+    def payment_filter(self):
+        return PaymentFilter(watched_wallets_only=True)
 
     @hookimpl
     def on_invoice_paid(self, payment):
@@ -77,7 +79,7 @@ async def test_one_statement_writes_what_the_steps_write(pg_fulmen, monkeypatch)
     for path in ("one statement", "step by step"):
         alice = await pg_fulmen.wallet("alice", sats=100)
         bob = await pg_fulmen.wallet("bob")
-        await host.hooks.watch_wallet("probe", bob.id)  # bob's receipt: a row; alice's: none
+        await host.context_for("probe").watch_wallet(bob.id)  # bob's receipt: a row; alice's: none
         inv = await pg_fulmen.invoice(bob, 7, memo="tea", extra={"tag": "shop", "note": {"a": [1, 2.5]}})
         if path == "step by step":
             monkeypatch.setattr(payments_module, "is_postgres", lambda: False)

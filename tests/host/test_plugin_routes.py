@@ -1,6 +1,6 @@
 from litestar import get
 
-from fulmen import Host, hookimpl
+from fulmen import PaymentFilter, PluginHost, hookimpl
 from fulmen.testing import plugin
 
 
@@ -8,8 +8,9 @@ class Echo:
     @hookimpl
     def register_routes(self):
         @get("/whoami")
-        async def whoami(host: Host) -> dict:
-            return {"signup": host.settings.allow_signup, "plugins": sorted(host.plugins)}
+        async def whoami(host: PluginHost) -> dict:
+            return {"signup": host.settings.allow_signup, "plugin": host.plugin_id,
+                    "sees_admin_key": hasattr(host, "admin_key") or hasattr(host, "registry")}
 
         return [whoami]
 
@@ -17,19 +18,24 @@ class Echo:
 async def test_plugin_handlers_receive_the_host_as_a_dependency(fulmen):
     client = await fulmen.start(plugins=[plugin("echo", Echo())])
     r = await client.get("/echo/whoami")
-    assert r.status_code == 200 and r.json() == {"signup": True, "plugins": ["echo"]}
+    assert r.status_code == 200
+    assert r.json() == {"signup": True, "plugin": "echo", "sees_admin_key": False}
 
 
 class Tagged:
-    payment_tags = {"mine"}
     seen: list = []
+
+    @hookimpl
+    def payment_filter(self):
+        return PaymentFilter(tags=frozenset({"mine"}))
 
     @hookimpl
     def on_invoice_paid(self, payment):
         self.seen.append(payment.tag)
 
 
-async def test_hook_on_invoice_paid_respects_payment_tags(fulmen):
+async def test_hook_payment_filter(fulmen):
+    """`PaymentFilter(tags=...)`: hooks only for payments so tagged, and no row for others."""
     from fulmen.db import query
 
     probe = Tagged()
@@ -47,7 +53,9 @@ async def test_hook_on_invoice_paid_respects_payment_tags(fulmen):
 
 
 class Watching:
-    watch_wallets = True
+    @hookimpl
+    def payment_filter(self):
+        return PaymentFilter(watched_wallets_only=True)
 
     def __init__(self):
         self.seen: list = []
@@ -58,7 +66,7 @@ class Watching:
 
 
 async def test_hook_on_invoice_paid_respects_watched_wallets(fulmen_db):
-    """A `watch_wallets` plugin gets the payments of the wallets it watches,
+    """A `watched_wallets_only` plugin gets the payments of the wallets it watches,
     from the moment it watches them until it stops, and no rows for others."""
     from fulmen.db import query, transaction
 
@@ -74,12 +82,13 @@ async def test_hook_on_invoice_paid_respects_watched_wallets(fulmen_db):
         assert (await fulmen_db.pay(alice, inv["bolt11"])).status_code == 201
 
     await pay(bob)  # not watched yet
-    async with transaction(host.engine):
-        await host.hooks.watch_wallet("watching", bob.id)
-        await host.hooks.watch_wallet("watching", bob.id)  # twice is once
+    context = host.context_for("watching")
+    async with transaction():
+        await context.watch_wallet(bob.id)
+        await context.watch_wallet(bob.id)  # twice is once
     await pay(bob)
     await pay(carol)
-    await host.hooks.watch_wallet("watching", bob.id, False)
+    await context.watch_wallet(bob.id, False)
     await pay(bob)
     await fulmen_db.drain()
     assert probe.seen == [bob.id]

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from fulmen import hookimpl, now_ms, query
-from fulmen import hooks as hooks_module  # the host module itself: these tests tune its timing
 from fulmen.testing import plugin
+
+
+def tune(fulmen, **policy) -> None:
+    """Change the hook-delivery outbox's timing (fulmen/outbox.py `Policy`)."""
+    outbox = fulmen.host.hooks.deliveries
+    outbox.policy = dataclasses.replace(outbox.policy, **policy)
 
 
 class Slow:
@@ -27,10 +33,9 @@ async def paid_invoice(fulmen) -> None:
 
 
 async def test_a_long_hook_keeps_its_lease_and_runs_once(fulmen_db, monkeypatch):
-    monkeypatch.setattr(hooks_module, "CLAIM_MS", 300)
-    monkeypatch.setattr(hooks_module, "RENEW_SECONDS", 0.1)
     slow = Slow()
     await fulmen_db.start(plugins=[plugin("slow", slow)])
+    tune(fulmen_db, lease_ms=300, renew_seconds=0.1)
     await paid_invoice(fulmen_db)
     # other "processes" keep trying while the hook runs for 1 s (> 3 leases)
     for _ in range(15):
@@ -52,13 +57,14 @@ async def test_a_dead_claim_is_taken_over_after_its_lease(fulmen_db):
 
     await fulmen_db.start(plugins=[plugin("rec", Rec())])
     # as if another process claimed every row and died
-    real = fulmen_db.host.hooks.deliver_due
-    fulmen_db.host.hooks.deliver_due = _no_delivery
+    outbox = fulmen_db.host.hooks.deliveries
+    real = outbox.deliver_due
+    outbox.deliver_due = _no_delivery
     try:
         await paid_invoice(fulmen_db)
         await fulmen_db.host.payments.drain()
     finally:
-        fulmen_db.host.hooks.deliver_due = real
+        outbox.deliver_due = real
     lease_end = now_ms() + 400
     await query("UPDATE fulmen_hook_delivery SET locked_until = {}, attempts = 1", lease_end)
     assert await fulmen_db.host.hooks.deliver_due() == 0  # still claimed
@@ -75,7 +81,6 @@ async def _no_delivery() -> int:
 
 
 async def test_gives_up_after_max_attempts_and_shows_it(fulmen, monkeypatch):
-    monkeypatch.setattr(hooks_module, "MAX_ATTEMPTS", 3)
     calls = []
 
     class Broken:
@@ -85,6 +90,7 @@ async def test_gives_up_after_max_attempts_and_shows_it(fulmen, monkeypatch):
             raise ValueError("always broken")
 
     client = await fulmen.start(plugins=[plugin("broken", Broken())])
+    tune(fulmen, max_attempts=3)
     await paid_invoice(fulmen)
     for _ in range(5):
         await fulmen.drain()

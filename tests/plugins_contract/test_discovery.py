@@ -10,7 +10,7 @@ import pytest
 from fulmen import hookimpl
 from fulmen.app import create_app
 from fulmen.host import Host
-from fulmen.plugins import PLUGIN_ID, RESERVED_IDS, PluginError, discover
+from fulmen.plugins import PLUGIN_ID, RESERVED_IDS, PluginError, PluginState, discover
 from fulmen.settings import Settings
 from fulmen.testing import plugin
 
@@ -55,7 +55,8 @@ def test_bad_ids_are_refused_with_a_clear_message(site, bad_id, message):
     (site / "okmod.py").write_text("")
     make_distribution(site, "fulmen-bad", "1.0", {bad_id: "okmod"}, ["fulmen"])
     [info] = discover({bad_id})
-    assert info.state == "failed" and message in info.error and repr(bad_id) in info.error
+    assert info.state is PluginState.QUARANTINED and info.quarantine_kind == "failed"
+    assert message in info.error and repr(bad_id) in info.error
     assert info.module is None  # never imported
 
 
@@ -65,7 +66,7 @@ def test_two_distributions_claiming_one_id_are_refused(site):
     make_distribution(site, "fulmen-shop-a", "1.0", {"shop": "shop_a"}, [])
     make_distribution(site, "fulmen-shop-b", "1.0", {"shop": "shop_b"}, [])
     [info] = discover({"shop"})
-    assert info.state == "failed"
+    assert info.state is PluginState.QUARANTINED
     assert re.search(r"claimed by both 'fulmen-shop-[ab]' and 'fulmen-shop-[ab]'", info.error)
 
 
@@ -86,7 +87,7 @@ async def test_incompatible_host_version_is_refused(site, fulmen):
     (site / "future_mod.py").write_text("raise RuntimeError('must not be imported')\n")
     make_distribution(site, "fulmen-future", "3.0", {"future": "future_mod"}, ["fulmen>=99"])
     [info] = discover({"future"})
-    assert info.state == "incompatible"
+    assert info.state is PluginState.QUARANTINED and info.quarantine_kind == "incompatible"
     assert info.error == ("needs fulmen>=99, but this host is 0.1.0; install a matching plugin version")
     client = await fulmen.start(plugins=["future"])
     [listed] = (await client.get("/admin/api/v1/plugins", headers=fulmen.admin_headers)).json()

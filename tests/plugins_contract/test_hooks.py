@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from fulmen import Host, InvoiceRejected, PaymentRejected, hookimpl, now_ms, query
+from fulmen import InvoiceRejected, PaymentRejected, hookimpl, now_ms, query
 from fulmen.funding.fake import FakeWallet
 from fulmen.testing import plugin
 from litestar import get
@@ -62,7 +62,10 @@ async def test_hook_register_routes(fulmen):
     class Routes:
         @hookimpl
         def register_routes(self, host):
-            assert isinstance(host, Host)
+            # its own PluginHost: the contract's services, none of the host's secrets
+            assert host.plugin_id == "greeter"
+            assert callable(host.base_url) and callable(host.spawn)
+            assert not hasattr(host, "admin_key") and not hasattr(host, "registry")
             return [hello]
 
     client = await fulmen.start(plugins=[plugin("greeter", Routes())])
@@ -133,7 +136,7 @@ async def test_hook_startup(fulmen):
     class Starter:
         @hookimpl
         async def startup(self, host):
-            seen.append(("startup", host.started))
+            seen.append(("startup", host.is_enabled()))
 
             async def worker():
                 seen.append("background task ran")
@@ -147,7 +150,7 @@ async def test_hook_startup(fulmen):
 
     client = await fulmen.start(plugins=[plugin("starter", Starter()), plugin("failing", Failing())])
     await eventually(lambda: "background task ran" in seen)
-    assert seen[0] == ("startup", False)  # before the host serves
+    assert seen[0] == ("startup", False)  # before its routes and hooks serve
     assert seen.count(("startup", False)) == 1
     plugins = {p["id"]: p for p in (await client.get("/admin/api/v1/plugins",
                                                      headers=fulmen.admin_headers)).json()}

@@ -151,6 +151,6 @@ async def test_enabled_by_default_setting_and_persistence(tmp_path):
             "/admin/api/v1/plugins", headers=second.admin_headers)).json()}
         assert listed == {"shop": True, "other": False, "newer": True}
         states = {p.id: p.state for p in second.host.plugins.values()}
-        assert states == {"shop": "loaded", "other": "loaded", "newer": "loaded"}
+        assert states == {"shop": "started", "other": "discovered", "newer": "started"}
     finally:
         await second.stop()

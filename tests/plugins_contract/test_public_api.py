@@ -63,7 +63,7 @@ def plugin_sources() -> list[Path]:
 def test_the_checker_catches_private_imports(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import fulmen.db\nfrom fulmen.payments import PaymentService\n"
-                   "from fulmen import Host, _secret\nimport fulmen\nfulmen.hooks\n"
+                   "from fulmen import PluginHost, _secret\nimport fulmen\nfulmen.hooks\n"
                    "from fulmen.testing import plugin\nfrom .local import x\n"
                    "async def test_x(fulmen):\n    await fulmen.start()\n")
     found = violations(bad)

@@ -122,7 +122,7 @@ async def set_plugin(request: Request, plugin_id: str, data: dict[str, Any]) -> 
         raise BadRequest("enabled (true or false) is required")
     info = host.plugins[plugin_id]
     if not info.usable:
-        raise BadRequest(f"Plugin {plugin_id!r} is {info.state}: {info.error}")
+        raise BadRequest(f"Plugin {plugin_id!r} is {info.quarantine_kind}: {info.error}")
     return (await host.set_plugin_enabled(plugin_id, enabled)).to_json()
 
 
@@ -135,7 +135,42 @@ async def hook_deliveries(
         raise BadRequest("status must be pending, done or failed")
     if not 1 <= limit <= 1000:
         raise BadRequest("limit must be between 1 and 1000")
-    return await host_of(request).hooks.deliveries(status, limit, plugin)
+    return await host_of(request).hooks.list_deliveries(status, limit, plugin)
+
+
+def job_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: row[key] for key in ("id", "plugin_id", "kind", "job_key", "status", "attempts",
+                                      "last_error", "next_attempt_at", "created_at", "updated_at")}
+
+
+@get("/jobs")
+async def list_jobs(
+    request: Request, status: str | None = None, plugin: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Plugins' durable jobs (fulmen/jobs.py), newest first."""
+    if status is not None and status not in ("pending", "done", "failed"):
+        raise BadRequest("status must be pending, done or failed")
+    if not 1 <= limit <= 1000:
+        raise BadRequest("limit must be between 1 and 1000")
+    where = {"plugin_id": plugin} if plugin else None
+    rows = await host_of(request).jobs.outbox.list(where, status=status, limit=limit)
+    return [job_json(r) for r in rows]
+
+
+@post("/jobs/{job_id:int}/redeliver", status_code=200)
+async def redeliver_job(request: Request, job_id: int) -> dict[str, Any]:
+    """Run a job again now, whatever its state, with a fresh retry window."""
+    outbox = host_of(request).jobs.outbox
+    if not 0 < job_id < 2**63:
+        raise NotFound("Job not found.")
+    from ..jobs import RETRY_HOURS
+
+    row = await outbox.redeliver(job_id, window_ms=int(RETRY_HOURS * 3_600_000))
+    if row is None:
+        if not await outbox.exists(job_id):
+            raise NotFound("Job not found.")
+        raise BadRequest("This job is running right now; try again in a minute")
+    return job_json(row)
 
 
 @get("/payments/pending")
@@ -157,7 +192,8 @@ admin_router = Router(
     path="/admin/api/v1",
     guards=[admin_guard],
     route_handlers=[list_accounts, list_wallets, create_account, adjust_balance, fake_settle, audit,
-                    list_plugins, set_plugin, hook_deliveries, pending_payments],
+                    list_plugins, set_plugin, hook_deliveries, list_jobs, redeliver_job,
+                    pending_payments],
 )
 
 ROUTES = [lnbits_topup, admin_router]

@@ -8,7 +8,9 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from .. import db
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .. import db, metrics
 from ..host import Host
 
 log = logging.getLogger(__name__)
@@ -68,4 +70,10 @@ async def ready(request: Request) -> Response[dict[str, Any]]:
     return Response(body, status_code=200 if ok else 503)
 
 
-ROUTES = [health, ready]
+@get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response[bytes]:
+    """This process's counters (fulmen/metrics.py) in Prometheus's text format."""
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTES = [health, ready, prometheus_metrics]

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Host, Payment, hookimpl
+from fulmen import Payment, PaymentFilter, PluginHost, hookimpl
 
 
-# Payment hooks are recorded and called only for payments with these tags.
-payment_tags = {"lnurlp"}
+@hookimpl
+def payment_filter() -> PaymentFilter:
+    # Payment hooks are recorded and called only for this plugin's own payments.
+    return PaymentFilter(tags=frozenset({"lnurlp"}))
+
 
 @hookimpl
 def register_apps() -> Any:
@@ -22,13 +25,13 @@ def register_apps() -> Any:
 
 
 @hookimpl
-def register_routes(host: Host) -> list[Any]:
+def register_routes(host: PluginHost) -> list[Any]:
     from litestar import Router
     from litestar.di import Provide
 
     from .controllers import LnurlController, PayLinkController
 
-    async def provide_host() -> Host:
+    async def provide_host() -> PluginHost:
         return host
 
     return [Router(path="/", route_handlers=[PayLinkController, LnurlController],
@@ -36,19 +39,19 @@ def register_routes(host: Host) -> list[Any]:
 
 
 @hookimpl
-async def resolve_lightning_address(host: Host, username: str, base_url: str) -> dict[str, Any] | None:
+async def resolve_lightning_address(host: PluginHost, username: str, base_url: str) -> dict[str, Any] | None:
     from .links import address_request
 
     return await address_request(username, base_url)
 
 
 @hookimpl
-async def on_invoice_paid(host: Host, payment: Payment) -> None:
+async def on_invoice_paid(host: PluginHost, payment: Payment) -> None:
     from .links import send_webhook
 
     await send_webhook(host, payment)
 
 
 @hookimpl
-def nav_entries(host: Host) -> list[dict[str, str]]:
+def nav_entries(host: PluginHost) -> list[dict[str, str]]:
     return [{"href": "/lnurlp/", "label": "Pay links"}]

@@ -9,7 +9,7 @@ import segno
 from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 
-from fulmen import Host, WalletAuth, require_wallet_key
+from fulmen import PluginHost, WalletAuth, require_wallet_key
 
 from . import links
 from .links import LnurlFailure
@@ -30,22 +30,22 @@ class PayLinkController(Controller):
     path = "/api/v1/links"
 
     @get("/", dependencies={"wallet": require_wallet_key("invoice")})
-    async def list_links(self, host: Host, wallet: WalletAuth, request: Request) -> list[dict[str, Any]]:
+    async def list_links(self, host: PluginHost, wallet: WalletAuth, request: Request) -> list[dict[str, Any]]:
         base = host.base_url(request)
         return [links.to_json(r, base) for r in await links.list_links(wallet)]
 
     @post("/", status_code=201, dependencies={"wallet": require_wallet_key("admin")})
-    async def create_link(self, host: Host, wallet: WalletAuth, request: Request, data: Any) -> dict[str, Any]:
+    async def create_link(self, host: PluginHost, wallet: WalletAuth, request: Request, data: Any) -> dict[str, Any]:
         row = await links.create_link(host, wallet, data, host.base_url(request))
         return links.to_json(row, host.base_url(request))
 
     @get("/{link_id:str}", dependencies={"wallet": require_wallet_key("invoice")})
-    async def read_link(self, host: Host, wallet: WalletAuth, request: Request, link_id: str) -> dict[str, Any]:
+    async def read_link(self, host: PluginHost, wallet: WalletAuth, request: Request, link_id: str) -> dict[str, Any]:
         return links.to_json(await links.owned_link(link_id, wallet), host.base_url(request))
 
     @put("/{link_id:str}", dependencies={"wallet": require_wallet_key("admin")})
     async def update_link(
-        self, host: Host, wallet: WalletAuth, request: Request, link_id: str, data: Any
+        self, host: PluginHost, wallet: WalletAuth, request: Request, link_id: str, data: Any
     ) -> dict[str, Any]:
         row = await links.update_link(host, wallet, link_id, data, host.base_url(request))
         return links.to_json(row, host.base_url(request))
@@ -56,7 +56,7 @@ class PayLinkController(Controller):
         return {"success": True, "message": "Pay link deleted."}
 
     @get("/public/{link_id:str}")
-    async def public_link(self, host: Host, request: Request, link_id: str) -> dict[str, Any]:
+    async def public_link(self, host: PluginHost, request: Request, link_id: str) -> dict[str, Any]:
         """Public: what a payer needs to see about a link."""
         row = await links.get_link(link_id)
         full = links.to_json(row, host.base_url(request))
@@ -70,7 +70,7 @@ class LnurlController(Controller):
     path = "/"
 
     @get("/{link_id:str}")
-    async def pay_request(self, host: Host, request: Request, link_id: str) -> Response[dict[str, Any]]:
+    async def pay_request(self, host: PluginHost, request: Request, link_id: str) -> Response[dict[str, Any]]:
         """LUD-06 payRequest (the LNURL's target)."""
         try:
             return Response(await links.pay_request_for(link_id, host.base_url(request)))
@@ -78,13 +78,13 @@ class LnurlController(Controller):
             return lnurl_error(failure)
 
     @get("/api/v1/lnurl/{link_id:str}")
-    async def pay_request_old(self, host: Host, request: Request, link_id: str) -> Response[dict[str, Any]]:
+    async def pay_request_old(self, host: PluginHost, request: Request, link_id: str) -> Response[dict[str, Any]]:
         """The same, at LNbits's deprecated path."""
         return await self.pay_request.fn(self, host, request, link_id)
 
     @get("/api/v1/lnurl/cb/{link_id:str}")
     async def callback(
-        self, host: Host, request: Request, link_id: str, amount: str | None = None,
+        self, host: PluginHost, request: Request, link_id: str, amount: str | None = None,
         comment: str | None = None, webhook_data: str | None = None,
     ) -> Response[dict[str, Any]]:
         """LUD-06 callback: `?amount=<msat>&comment=` → `{pr, routes, successAction}`."""
@@ -100,7 +100,7 @@ class LnurlController(Controller):
         return Response(templates.get_template("lnurlp/index.html").render(), media_type=MediaType.HTML)
 
     @get("/link/{link_id:str}", media_type=MediaType.HTML)
-    async def link_page(self, host: Host, request: Request, link_id: str) -> Response[str]:
+    async def link_page(self, host: PluginHost, request: Request, link_id: str) -> Response[str]:
         """A page with the link's QR code, for printing or showing."""
         row = await links.get_link(link_id)
         code, _, lud17 = links.lnurl_forms(host.base_url(request), row["id"])

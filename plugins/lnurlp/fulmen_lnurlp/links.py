@@ -21,7 +21,7 @@ from fulmen import (
     Conflict,
     Forbidden,
     FulmenError,
-    Host,
+    PluginHost,
     InvoiceRequest,
     NotFound,
     Payment,
@@ -116,7 +116,7 @@ async def list_links(auth: WalletAuth) -> list[dict[str, Any]]:
     )
 
 
-def max_sats(host: Host) -> int:
+def max_sats(host: PluginHost) -> int:
     return host.settings.max_invoice_msat // 1000
 
 
@@ -133,7 +133,7 @@ async def username_taken(username: str | None, link_id: str | None) -> None:
         raise Conflict(f"Username {username!r} is already taken.")
 
 
-async def create_link(host: Host, auth: WalletAuth, data: Any, base_url: str) -> dict[str, Any]:
+async def create_link(host: PluginHost, auth: WalletAuth, data: Any, base_url: str) -> dict[str, Any]:
     await check_wallet(auth, data)
     values = check_link(data, None, max_sats(host), urlparse(base_url).hostname)
     outbound_url_field(host.http, values["webhook_url"], "webhook_url")
@@ -155,7 +155,7 @@ async def create_link(host: Host, auth: WalletAuth, data: Any, base_url: str) ->
 
 
 async def update_link(
-    host: Host, auth: WalletAuth, link_id: str, data: Any, base_url: str
+    host: PluginHost, auth: WalletAuth, link_id: str, data: Any, base_url: str
 ) -> dict[str, Any]:
     await check_wallet(auth, data)
     current = await owned_link(link_id, auth)
@@ -235,7 +235,7 @@ def success_action(row: dict[str, Any], base_url: str) -> dict[str, Any] | None:
 
 
 async def callback(
-    host: Host, link_id: str, base_url: str, amount: str | None, comment: str | None,
+    host: PluginHost, link_id: str, base_url: str, amount: str | None, comment: str | None,
     webhook_data: str | None,
 ) -> dict[str, Any]:
     """LUD-06 second step: an invoice for `amount` msat, with the metadata's hash."""
@@ -286,7 +286,7 @@ async def callback(
 # --- after payment ---------------------------------------------------------------------------
 
 
-async def send_webhook(host: Host, payment: Payment) -> None:
+async def send_webhook(host: PluginHost, payment: Payment) -> None:
     """POST the link's webhook once, best-effort: the result is logged and a
     failure is not retried (the host's webhook service does signed retries)."""
     if payment.tag != "lnurlp" or not isinstance(payment.extra.get("link"), str):

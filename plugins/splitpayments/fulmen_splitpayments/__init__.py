@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Host, Payment, hookimpl
+from fulmen import Payment, PaymentFilter, PluginHost, hookimpl
 
-# Payment hooks only for wallets with split targets (`targets.replace_targets`
-# keeps the host's list of watched wallets).
-watch_wallets = True
+
+@hookimpl
+def payment_filter() -> PaymentFilter:
+    # Payment hooks only for wallets with split targets (`targets.replace_targets`
+    # keeps the host's list of watched wallets).
+    return PaymentFilter(watched_wallets_only=True)
 
 
 @hookimpl
@@ -23,13 +26,13 @@ def register_apps() -> Any:
 
 
 @hookimpl
-def register_routes(host: Host) -> list[Any]:
+def register_routes(host: PluginHost) -> list[Any]:
     from litestar import Router
     from litestar.di import Provide
 
     from .controllers import TargetsController
 
-    async def provide_host() -> Host:
+    async def provide_host() -> PluginHost:
         return host
 
     return [Router(path="/", route_handlers=[TargetsController],
@@ -37,7 +40,7 @@ def register_routes(host: Host) -> list[Any]:
 
 
 @hookimpl
-async def on_invoice_paid(host: Host, payment: Payment) -> None:
+async def on_invoice_paid(host: PluginHost, payment: Payment) -> None:
     from .splits import split_payment
 
     await split_payment(host, payment)

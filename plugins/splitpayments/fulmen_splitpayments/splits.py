@@ -23,7 +23,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from fulmen import (
-    Host,
+    PluginHost,
     InvoiceRequest,
     NotFound,
     Payment,
@@ -80,7 +80,7 @@ async def _rows(payment_id: int) -> list[dict[str, Any]]:
     )
 
 
-async def _record_shares(host: Host, payment: Payment) -> list[dict[str, Any]]:
+async def _record_shares(host: PluginHost, payment: Payment) -> list[dict[str, Any]]:
     """The share rows of this payment, created from the current targets on
     the first call. One run records them: a marker row per payment, inserted
     in the same transaction as the shares, decides between concurrent runs, so
@@ -94,7 +94,7 @@ async def _record_shares(host: Host, payment: Payment) -> list[dict[str, Any]]:
         return []
     base = payment.amount_msat - await tip_msat(payment)
     now = now_ms()
-    async with transaction(host.engine):
+    async with transaction():
         won = await query(
             "INSERT INTO splitpayments_payment (payment_id, created_at) VALUES ({}, {}) "
             "ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
@@ -127,7 +127,7 @@ async def _set_status(row_id: int, status: str, error: str | None = None) -> Non
     )
 
 
-async def _invoice_for(host: Host, payment: Payment, row: dict[str, Any]) -> str | None:
+async def _invoice_for(host: PluginHost, payment: Payment, row: dict[str, Any]) -> str | None:
     """The bolt11 to pay for this share: the stored one while it is usable,
     else a fresh invoice in the target wallet. None if the share was already
     received by the target (then the row only needs marking done)."""
@@ -169,7 +169,7 @@ async def _invoice_for(host: Host, payment: Payment, row: dict[str, Any]) -> str
     return fresh[0]["bolt11"]
 
 
-async def _pay_share(host: Host, payment: Payment, row: dict[str, Any]) -> None:
+async def _pay_share(host: PluginHost, payment: Payment, row: dict[str, Any]) -> None:
     source = await host.wallets.get(payment.wallet_id)
     bolt11 = await _invoice_for(host, payment, row)
     if bolt11 is not None:
@@ -183,7 +183,7 @@ async def _pay_share(host: Host, payment: Payment, row: dict[str, Any]) -> None:
     await _set_status(int(row["id"]), "done")
 
 
-async def split_payment(host: Host, payment: Payment) -> int:
+async def split_payment(host: PluginHost, payment: Payment) -> int:
     """Pay every pending share of `payment`; returns how many were paid now.
 
     Raises if any share could not be paid for a reason that may pass

@@ -7,9 +7,8 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
-from fulmen import BadRequest, Host, NotFound, Unauthorized, now_ms, query, transaction
+from fulmen import BadRequest, PluginHost, NotFound, Unauthorized, now_ms, query, transaction
 
-from .splits import TAG
 
 MAX_TARGETS = 100
 MAX_ALIAS = 100
@@ -38,7 +37,7 @@ def looks_external(value: str) -> bool:
     return "@" in value or lowered.startswith(("lnurl", "lightning:", "https://", "http://"))
 
 
-async def resolve_wallet(host: Host, value: str, where: str) -> str:
+async def resolve_wallet(host: PluginHost, value: str, where: str) -> str:
     """The id of the wallet on this host named by a wallet id or one of its keys."""
     if looks_external(value):
         raise BadRequest(
@@ -66,7 +65,7 @@ def parse_percent(value: Any, where: str) -> Decimal:
     return percent
 
 
-async def check_targets(host: Host, source: str, data: Any) -> list[dict[str, Any]]:
+async def check_targets(host: PluginHost, source: str, data: Any) -> list[dict[str, Any]]:
     """Validate a PUT body; returns the targets with wallets resolved to ids."""
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object {\"targets\": [...]}")
@@ -106,14 +105,14 @@ async def check_targets(host: Host, source: str, data: Any) -> list[dict[str, An
     return checked
 
 
-async def replace_targets(host: Host, source: str, targets: list[dict[str, Any]]) -> None:
+async def replace_targets(host: PluginHost, source: str, targets: list[dict[str, Any]]) -> None:
     """Swap the source's targets for these, in one transaction. The host is
     told to deliver this wallet's payments to the plugin only while it has
     targets (most wallets have none, and their payments then cost nothing)."""
     now = now_ms()
-    async with transaction(host.engine):
+    async with transaction():
         await query("DELETE FROM splitpayments_target WHERE source = {}", source)
-        await host.hooks.watch_wallet(TAG, source, bool(targets))
+        await host.watch_wallet(source, bool(targets))
         for target in targets:
             await query(
                 "INSERT INTO splitpayments_target (id, source, wallet, alias, percent, created_at) "
@@ -123,7 +122,7 @@ async def replace_targets(host: Host, source: str, targets: list[dict[str, Any]]
             )
 
 
-async def delete_targets(host: Host, source: str) -> None:
-    async with transaction(host.engine):
+async def delete_targets(host: PluginHost, source: str) -> None:
+    async with transaction():
         await query("DELETE FROM splitpayments_target WHERE source = {}", source)
-        await host.hooks.watch_wallet(TAG, source, False)
+        await host.watch_wallet(source, False)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Host, Payment, hookimpl
+from fulmen import Payment, PaymentFilter, PluginHost, hookimpl
 
 
-# Payment hooks are recorded and called only for payments with these tags.
-payment_tags = {"tpos"}
+@hookimpl
+def payment_filter() -> PaymentFilter:
+    # Payment hooks are recorded and called only for this plugin's own payments.
+    return PaymentFilter(tags=frozenset({"tpos"}))
+
 
 @hookimpl
 def register_apps() -> Any:
@@ -22,13 +25,13 @@ def register_apps() -> Any:
 
 
 @hookimpl
-def register_routes(host: Host) -> list[Any]:
+def register_routes(host: PluginHost) -> list[Any]:
     from litestar import Router
     from litestar.di import Provide
 
     from .controllers import TerminalPage, TposController
 
-    async def provide_host() -> Host:
+    async def provide_host() -> PluginHost:
         return host
 
     return [Router(path="/", route_handlers=[TposController, TerminalPage],
@@ -36,7 +39,7 @@ def register_routes(host: Host) -> list[Any]:
 
 
 @hookimpl
-async def on_invoice_paid(host: Host, payment: Payment) -> None:
+async def on_invoice_paid(host: PluginHost, payment: Payment) -> None:
     from .payments import move_tip
 
     await move_tip(host, payment)

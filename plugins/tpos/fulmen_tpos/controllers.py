@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import segno
-from fulmen import BadRequest, Host, WalletAuth, require_wallet_key
+from fulmen import BadRequest, PluginHost, WalletAuth, require_wallet_key
 from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 
@@ -39,17 +39,17 @@ class TposController(Controller):
     path = "/api/v1/tposs"
 
     @get("/", dependencies={"wallet": require_wallet_key("invoice")})
-    async def list_tposs(self, host: Host, wallet: WalletAuth, request: Request) -> list[dict[str, Any]]:
+    async def list_tposs(self, host: PluginHost, wallet: WalletAuth, request: Request) -> list[dict[str, Any]]:
         """The wallet's terminals; `?all_wallets=true`: those of every wallet of its account."""
         rows = await terminals.list_tposs(host, wallet, flag(request.query_params.get("all_wallets")))
         return [terminals.tpos_json(r) for r in rows]
 
     @post("/", status_code=201, dependencies={"wallet": require_wallet_key("admin")})
-    async def create_tpos(self, host: Host, wallet: WalletAuth, data: Any) -> dict[str, Any]:
+    async def create_tpos(self, host: PluginHost, wallet: WalletAuth, data: Any) -> dict[str, Any]:
         return terminals.tpos_json(await terminals.create_tpos(host, wallet, data))
 
     @put("/{tpos_id:str}", dependencies={"wallet": require_wallet_key("admin")})
-    async def update_tpos(self, host: Host, wallet: WalletAuth, tpos_id: str, data: Any) -> dict[str, Any]:
+    async def update_tpos(self, host: PluginHost, wallet: WalletAuth, tpos_id: str, data: Any) -> dict[str, Any]:
         return terminals.tpos_json(await terminals.update_tpos(host, wallet, tpos_id, data))
 
     @delete("/{tpos_id:str}", status_code=200, dependencies={"wallet": require_wallet_key("admin")})
@@ -64,12 +64,12 @@ class TposController(Controller):
     # --- public: used by the terminal page ------------------------------------------
 
     @post("/{tpos_id:str}/invoices", status_code=201)
-    async def create_invoice(self, host: Host, tpos_id: str, data: Any) -> dict[str, Any]:
+    async def create_invoice(self, host: PluginHost, tpos_id: str, data: Any) -> dict[str, Any]:
         """Public: an invoice on the terminal's wallet (LNbits's Payment)."""
         return (await payments.create_invoice(host, tpos_id, data)).to_lnbits()
 
     @get("/{tpos_id:str}/invoices/{payment_hash:str}")
-    async def invoice_status(self, host: Host, tpos_id: str, payment_hash: str) -> dict[str, Any]:
+    async def invoice_status(self, host: PluginHost, tpos_id: str, payment_hash: str) -> dict[str, Any]:
         """Public: `{paid}` for an invoice this terminal made."""
         return await payments.invoice_status(host, tpos_id, check_hash(payment_hash))
 
@@ -94,7 +94,7 @@ class TerminalPage(Controller):
         return Response(html, media_type=MediaType.HTML)
 
     @get("/{tpos_id:str}/qr/{payment_hash:str}", media_type="image/svg+xml")
-    async def qr(self, host: Host, tpos_id: str, payment_hash: str) -> Response[str]:
+    async def qr(self, host: PluginHost, tpos_id: str, payment_hash: str) -> Response[str]:
         """The QR code (SVG) of one of this terminal's invoices."""
         bolt11 = await payments.invoice_bolt11(host, tpos_id, check_hash(payment_hash))
         # upper case: the QR code's compact alphanumeric mode

@@ -19,7 +19,7 @@ from typing import Any
 
 from fulmen import (
     BadRequest,
-    Host,
+    PluginHost,
     InvoiceRequest,
     NotFound,
     Payment,
@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 TAG = "tpos"
 MAX_MEMO = 639
-TIP_INVOICE_EXPIRY = 7 * 24 * 3600  # longer than the host's whole retry schedule
-RENEW_MARGIN_MS = 60_000
 
 #: CreateTposInvoice fields accepted; the fiat ones are recorded in `extra`.
 INVOICE_FIELDS = ("amount", "memo", "tip_amount", "exchange_rate", "details", "internal_memo",
@@ -63,7 +61,7 @@ def optional_number(data: dict[str, Any], name: str) -> float | None:
     return value
 
 
-async def create_invoice(host: Host, tpos_id: str, data: Any) -> Payment:
+async def create_invoice(host: PluginHost, tpos_id: str, data: Any) -> Payment:
     """The public `POST /tposs/{id}/invoices`: `amount` (sats, the total
     including any tip), `memo?`, `tip_amount?` (sats, part of amount)."""
     tpos = await get_tpos(tpos_id)
@@ -132,7 +130,7 @@ async def tpos_payment(tpos_id: str, payment_hash: str) -> dict[str, Any]:
     return rows[0]
 
 
-async def invoice_bolt11(host: Host, tpos_id: str, payment_hash: str) -> str:
+async def invoice_bolt11(host: PluginHost, tpos_id: str, payment_hash: str) -> str:
     row = await tpos_payment(tpos_id, payment_hash)
     found = [p for p in await host.payments.find_by_hash(payment_hash, row["wallet"]) if not p.out]
     if not found:
@@ -140,7 +138,7 @@ async def invoice_bolt11(host: Host, tpos_id: str, payment_hash: str) -> str:
     return found[0].bolt11
 
 
-async def invoice_status(host: Host, tpos_id: str, payment_hash: str) -> dict[str, Any]:
+async def invoice_status(host: PluginHost, tpos_id: str, payment_hash: str) -> dict[str, Any]:
     row = await tpos_payment(tpos_id, payment_hash)
     found = [p for p in await host.payments.find_by_hash(payment_hash, row["wallet"]) if not p.out]
     return {"paid": bool(found and found[0].paid)}
@@ -157,39 +155,7 @@ async def _set_tip_status(payment_hash: str, status: str, error: str | None = No
     )
 
 
-async def _tip_invoice(host: Host, row: dict[str, Any], tpos_name: str) -> str | None:
-    """The bolt11 paying this tip: the stored one while usable, else a new
-    invoice in the tip wallet. None if the tip wallet already received it."""
-    old = row["tip_bolt11"]
-    if old:
-        found = [p for p in await host.payments.find_by_hash(row["tip_payment_hash"], row["tip_wallet"])
-                 if not p.out]
-        if found and found[0].paid:
-            return None
-        if found and found[0].status == "pending" and found[0].expires_at > now_ms() + RENEW_MARGIN_MS:
-            return old
-    tip_wallet = await host.wallets.get(row["tip_wallet"])
-    invoice = await host.payments.create_invoice(
-        WalletAuth(wallet_id=tip_wallet.id, account_id=tip_wallet.account_id, kind="invoice"),
-        InvoiceRequest(
-            amount_msat=int(row["tip_msat"]), memo=f"{tpos_name} tip", expiry=TIP_INVOICE_EXPIRY,
-            extra={"tag": TAG, "tpos_id": row["tpos_id"], "tip_of": row["payment_hash"]},
-        ),
-    )
-    condition = "tip_bolt11 = {}" if old else "tip_bolt11 IS NULL"
-    won = await query(
-        "UPDATE tpos_payment SET tip_bolt11 = {}, tip_payment_hash = {}, updated_at = {} "
-        f"WHERE payment_hash = {{}} AND {condition} RETURNING payment_hash",
-        invoice.bolt11, invoice.payment_hash, now_ms(), row["payment_hash"], *([old] if old else []),
-    )
-    if won:
-        return invoice.bolt11
-    fresh = await query("SELECT tip_bolt11 FROM tpos_payment WHERE payment_hash = {}",
-                        row["payment_hash"])
-    return fresh[0]["tip_bolt11"]
-
-
-async def move_tip(host: Host, payment: Payment) -> bool:
+async def move_tip(host: PluginHost, payment: Payment) -> bool:
     """Called for every paid invoice; moves the tip of a terminal's invoice
     once. Returns True if this call paid it. Raises while the tip cannot be
     paid yet, so the host retries."""
@@ -205,15 +171,12 @@ async def move_tip(host: Host, payment: Payment) -> bool:
     try:
         tpos_rows = await query("SELECT name FROM tpos_pos WHERE id = {}", row["tpos_id"])
         name = tpos_rows[0]["name"] if tpos_rows else "TPoS"
-        source = await host.wallets.get(payment.wallet_id)
-        bolt11 = await _tip_invoice(host, row, name)
-        if bolt11 is not None:
-            await host.payments.pay(
-                WalletAuth(wallet_id=source.id, account_id=source.account_id, kind="admin"),
-                bolt11,
-                extra={"tag": TAG, "tpos_id": row["tpos_id"], "tip_of": payment.payment_hash},
-                idempotency_key=f"tpos-tip:{payment.payment_hash}",
-            )
+        # Once per invoice, whoever runs it (the key makes a repeat a no-op).
+        await host.payments.transfer(
+            payment.wallet_id, row["tip_wallet"], int(row["tip_msat"]), memo=f"{name} tip",
+            extra={"tag": TAG, "tpos_id": row["tpos_id"], "tip_of": payment.payment_hash},
+            idempotency_key=f"tpos-tip:{payment.payment_hash}",
+        )
     except NotFound as exc:  # a wallet was deleted: the tip stays where it is
         log.warning("tip of %s not moved: %s", payment.payment_hash, exc.detail)
         await _set_tip_status(payment.payment_hash, "failed", exc.detail)
@@ -224,4 +187,4 @@ async def move_tip(host: Host, payment: Payment) -> bool:
                     detail, now_ms(), payment.payment_hash)
         raise
     await _set_tip_status(payment.payment_hash, "done")
-    return bolt11 is not None
+    return True

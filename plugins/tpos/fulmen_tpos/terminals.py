@@ -9,7 +9,7 @@ import re
 import secrets
 from typing import Any
 
-from fulmen import BadRequest, Forbidden, Host, NotFound, WalletAuth, now_ms, query
+from fulmen import BadRequest, Forbidden, PluginHost, NotFound, WalletAuth, now_ms, query
 
 CURRENCY = re.compile(r"^(sats?|[A-Za-z]{3})$")
 MAX_NAME = 100
@@ -124,7 +124,7 @@ def check_items(value: Any) -> str:
     return json.dumps(checked)
 
 
-async def check_wallet(host: Host, auth: WalletAuth, value: Any) -> str:
+async def check_wallet(host: PluginHost, auth: WalletAuth, value: Any) -> str:
     """The terminal's wallet: the key's own, or another wallet of its account."""
     if value is None or value == "" or value == auth.wallet_id:
         return auth.wallet_id
@@ -139,7 +139,7 @@ async def check_wallet(host: Host, auth: WalletAuth, value: Any) -> str:
     return wallet.id
 
 
-async def check_tip_wallet(host: Host, value: Any, wallet: str) -> str | None:
+async def check_tip_wallet(host: PluginHost, value: Any, wallet: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -197,7 +197,7 @@ async def owned_tpos(tpos_id: str, auth: WalletAuth) -> dict[str, Any]:
     return row
 
 
-async def list_tposs(host: Host, auth: WalletAuth, all_wallets: bool) -> list[dict[str, Any]]:
+async def list_tposs(host: PluginHost, auth: WalletAuth, all_wallets: bool) -> list[dict[str, Any]]:
     wallet_ids = [auth.wallet_id]
     if all_wallets:
         wallet_ids = [w.id for w in await host.wallets.list_for_account(auth.account_id)]
@@ -207,7 +207,7 @@ async def list_tposs(host: Host, auth: WalletAuth, all_wallets: bool) -> list[di
     )
 
 
-async def create_tpos(host: Host, auth: WalletAuth, data: Any) -> dict[str, Any]:
+async def create_tpos(host: PluginHost, auth: WalletAuth, data: Any) -> dict[str, Any]:
     check_fields(data)
     wallet = await check_wallet(host, auth, data.get("wallet"))
     values = (
@@ -225,7 +225,7 @@ async def create_tpos(host: Host, auth: WalletAuth, data: Any) -> dict[str, Any]
     return rows[0]
 
 
-async def update_tpos(host: Host, auth: WalletAuth, tpos_id: str, data: Any) -> dict[str, Any]:
+async def update_tpos(host: PluginHost, auth: WalletAuth, tpos_id: str, data: Any) -> dict[str, Any]:
     """Change the fields present in `data`; the others keep their values."""
     row = await owned_tpos(tpos_id, auth)
     check_fields(data)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Host, hookimpl
+from fulmen import PluginHost, hookimpl
 
 
 @hookimpl
@@ -19,13 +19,13 @@ def register_apps() -> Any:
 
 
 @hookimpl
-def register_routes(host: Host) -> list[Any]:
+def register_routes(host: PluginHost) -> list[Any]:
     from litestar import Router
     from litestar.di import Provide
 
     from .controllers import LnurlController, WithdrawLinkController
 
-    async def provide_host() -> Host:
+    async def provide_host() -> PluginHost:
         return host
 
     return [Router(path="/", route_handlers=[WithdrawLinkController, LnurlController],
@@ -33,5 +33,5 @@ def register_routes(host: Host) -> list[Any]:
 
 
 @hookimpl
-def nav_entries(host: Host) -> list[dict[str, str]]:
+def nav_entries(host: PluginHost) -> list[dict[str, str]]:
     return [{"href": "/withdraw/", "label": "Withdraw links"}]

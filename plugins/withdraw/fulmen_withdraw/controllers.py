@@ -9,7 +9,7 @@ import segno
 from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 
-from fulmen import BadRequest, Host, WalletAuth, require_wallet_key
+from fulmen import BadRequest, PluginHost, WalletAuth, require_wallet_key
 
 from . import links
 from .links import LnurlFailure
@@ -40,7 +40,7 @@ class WithdrawLinkController(Controller):
 
     @get("/", dependencies={"wallet": require_wallet_key("invoice")})
     async def list_links(
-        self, host: Host, wallet: WalletAuth, request: Request, offset: str | None = None,
+        self, host: PluginHost, wallet: WalletAuth, request: Request, offset: str | None = None,
         limit: str | None = None,
     ) -> dict[str, Any]:
         rows, total = await links.list_links(wallet, whole(offset, "offset", 0, 10**9),
@@ -50,23 +50,23 @@ class WithdrawLinkController(Controller):
         return {"data": [links.to_json(r, base, reveal) for r in rows], "total": total}
 
     @post("/", status_code=201, dependencies={"wallet": require_wallet_key("admin")})
-    async def create_link(self, host: Host, wallet: WalletAuth, request: Request, data: Any) -> dict[str, Any]:
+    async def create_link(self, host: PluginHost, wallet: WalletAuth, request: Request, data: Any) -> dict[str, Any]:
         return links.to_json(await links.create_link(host, wallet, data), host.base_url(request))
 
     @get("/{link_id:str}", dependencies={"wallet": require_wallet_key("invoice")})
-    async def read_link(self, host: Host, wallet: WalletAuth, request: Request, link_id: str) -> dict[str, Any]:
+    async def read_link(self, host: PluginHost, wallet: WalletAuth, request: Request, link_id: str) -> dict[str, Any]:
         return links.to_json(await links.owned_link(link_id, wallet), host.base_url(request),
                              wallet.kind == "admin")
 
     @put("/{link_id:str}", dependencies={"wallet": require_wallet_key("admin")})
     async def update_link(
-        self, host: Host, wallet: WalletAuth, request: Request, link_id: str, data: Any
+        self, host: PluginHost, wallet: WalletAuth, request: Request, link_id: str, data: Any
     ) -> dict[str, Any]:
         row = await links.update_link(host, wallet, link_id, data)
         return links.to_json(row, host.base_url(request))
 
     @delete("/{link_id:str}", status_code=200, dependencies={"wallet": require_wallet_key("admin")})
-    async def delete_link(self, host: Host, wallet: WalletAuth, link_id: str) -> dict[str, Any]:
+    async def delete_link(self, host: PluginHost, wallet: WalletAuth, link_id: str) -> dict[str, Any]:
         await links.delete_link(host, wallet, link_id)
         return {"success": True, "message": "Withdraw link deleted."}
 
@@ -77,7 +77,7 @@ class LnurlController(Controller):
     path = "/"
 
     @get("/api/v1/lnurl/{unique_hash:str}")
-    async def withdraw_request(self, host: Host, request: Request, unique_hash: str) -> Response[dict[str, Any]]:
+    async def withdraw_request(self, host: PluginHost, request: Request, unique_hash: str) -> Response[dict[str, Any]]:
         """LUD-03 withdrawRequest (the LNURL's target); each call issues a new k1."""
         try:
             return Response(await links.withdraw_request(unique_hash, host.base_url(request)))
@@ -86,7 +86,7 @@ class LnurlController(Controller):
 
     @get("/api/v1/lnurl/cb/{unique_hash:str}")
     async def callback(
-        self, host: Host, unique_hash: str, k1: str | None = None, pr: str | None = None,
+        self, host: PluginHost, unique_hash: str, k1: str | None = None, pr: str | None = None,
     ) -> Response[dict[str, Any]]:
         """LUD-03 callback: `?k1=&pr=` → `{"status": "OK"}` once the invoice is paid."""
         try:
@@ -99,7 +99,7 @@ class LnurlController(Controller):
         return Response(templates.get_template("withdraw/index.html").render(), media_type=MediaType.HTML)
 
     @get("/{unique_hash:str}", media_type=MediaType.HTML)
-    async def link_page(self, host: Host, request: Request, unique_hash: str) -> Response[str]:
+    async def link_page(self, host: PluginHost, request: Request, unique_hash: str) -> Response[str]:
         """The link's QR code, to print or show (whoever has it can withdraw).
         Found by the link's secret `unique_hash`, not its id: the id is shown
         to keys that cannot spend."""

@@ -29,7 +29,7 @@ import lnurl
 from fulmen import (
     Forbidden,
     FulmenError,
-    Host,
+    PluginHost,
     NotFound,
     Payment,
     WalletAuth,
@@ -100,7 +100,7 @@ async def link_by_page_key(unique_hash: str) -> dict[str, Any]:
 # --- storage ------------------------------------------------------------------------------
 
 
-def max_sats(host: Host) -> int:
+def max_sats(host: PluginHost) -> int:
     return host.settings.max_invoice_msat // 1000
 
 
@@ -127,7 +127,7 @@ async def list_links(auth: WalletAuth, offset: int, limit: int) -> tuple[list[di
     return rows, int(total[0]["n"])
 
 
-async def create_link(host: Host, auth: WalletAuth, data: Any) -> dict[str, Any]:
+async def create_link(host: PluginHost, auth: WalletAuth, data: Any) -> dict[str, Any]:
     values = check_link(data, None, max_sats(host))
     outbound_url_field(host.http, values["webhook_url"], "webhook_url")
     now = now_ms()
@@ -141,7 +141,7 @@ async def create_link(host: Host, auth: WalletAuth, data: Any) -> dict[str, Any]
     return rows[0]
 
 
-async def update_link(host: Host, auth: WalletAuth, link_id: str, data: Any) -> dict[str, Any]:
+async def update_link(host: PluginHost, auth: WalletAuth, link_id: str, data: Any) -> dict[str, Any]:
     current = await owned_link(link_id, auth)
     values = check_link(data, current, max_sats(host))
     if isinstance(data, dict) and "webhook_url" in data:
@@ -157,9 +157,9 @@ async def update_link(host: Host, auth: WalletAuth, link_id: str, data: Any) -> 
     return rows[0]
 
 
-async def delete_link(host: Host, auth: WalletAuth, link_id: str) -> None:
+async def delete_link(host: PluginHost, auth: WalletAuth, link_id: str) -> None:
     await owned_link(link_id, auth)
-    async with transaction(host.engine):
+    async with transaction():
         await query("DELETE FROM withdraw_k1 WHERE link_id = {}", link_id)
         await query("DELETE FROM withdraw_link WHERE id = {} AND wallet = {}", link_id, auth.wallet_id)
 
@@ -224,10 +224,10 @@ class _Refused(Exception):
     """Rolls the claim transaction back."""
 
 
-async def _take_use(host: Host, row: dict[str, Any], k1: str, now: int) -> None:
+async def _take_use(host: PluginHost, row: dict[str, Any], k1: str, now: int) -> None:
     """Spend the k1 and take one use, both or neither (one transaction)."""
     try:
-        async with transaction(host.engine):
+        async with transaction():
             spent = await query(
                 "UPDATE withdraw_k1 SET spent_at = {}, status = 'claimed' WHERE k1 = {} "
                 "AND link_id = {} AND spent_at IS NULL AND issued_at > {} RETURNING k1",
@@ -261,8 +261,8 @@ async def _why_not(link_id: str, now: int) -> str:
     return "Withdraw link is busy; try again."
 
 
-async def _give_back(host: Host, link_id: str, k1: str, now: int, error: str) -> None:
-    async with transaction(host.engine):
+async def _give_back(host: PluginHost, link_id: str, k1: str, now: int, error: str) -> None:
+    async with transaction():
         # last_used_at back to 0 only if no other use was taken since: the
         # earlier use's wait had passed (the claim checked), so 0 is the same.
         await query(
@@ -273,7 +273,7 @@ async def _give_back(host: Host, link_id: str, k1: str, now: int, error: str) ->
         await query("UPDATE withdraw_k1 SET status = 'failed', error = {} WHERE k1 = {}", error[:500], k1)
 
 
-async def claim(host: Host, unique_hash: str, k1: str | None, pr: str | None) -> dict[str, Any]:
+async def claim(host: PluginHost, unique_hash: str, k1: str | None, pr: str | None) -> dict[str, Any]:
     """LUD-03 second step: pay the wallet's invoice, once per k1 and per use."""
     row = await link_by_hash(unique_hash)
     if not k1:
@@ -300,7 +300,7 @@ async def claim(host: Host, unique_hash: str, k1: str | None, pr: str | None) ->
     return {"status": "OK"}
 
 
-async def send_webhook(host: Host, row: dict[str, Any], payment: Payment) -> None:
+async def send_webhook(host: PluginHost, row: dict[str, Any], payment: Payment) -> None:
     """POST the link's webhook once, best-effort: the result is logged."""
     headers = json.loads(row["webhook_headers"]) if row["webhook_headers"] else {}
     body = {

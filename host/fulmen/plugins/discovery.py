@@ -1,9 +1,9 @@
-"""Finding, loading and tracking plugins.
+"""Finding and loading plugins.
 
 A plugin is an installed distribution with an entry point in the group
 `fulmen.plugins`; the entry point's name is the plugin id and its target is
 the module holding the hook implementations. Each plugin is loaded on its
-own, so one that fails to import is marked `failed` and the rest still load.
+own, so one that fails to import is quarantined and the rest still load.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import re
 import sys
 import traceback
-from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
@@ -21,8 +20,9 @@ from importlib_metadata import entry_points
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from . import hookspecs
-from .version import __version__
+from .. import hookspecs
+from ..version import __version__
+from .lifecycle import Plugin, PluginError
 
 log = logging.getLogger(__name__)
 
@@ -36,45 +36,6 @@ RESERVED_IDS = frozenset(
         "plugins", "fulmen", "ws", "events", "favicon",
     }
 )
-
-
-class PluginError(Exception):
-    pass
-
-
-@dataclass
-class PluginInfo:
-    id: str
-    version: str = ""
-    summary: str = ""
-    distribution: str = ""
-    module: Any = None
-    #: loaded | failed | incompatible  (enabled/disabled is `enabled`)
-    state: str = "loaded"
-    enabled: bool = False
-    error: str | None = None
-    started: bool = False
-    apps: list[Any] = field(default_factory=list)
-
-    @property
-    def usable(self) -> bool:
-        return self.state == "loaded"
-
-    def fail(self, error: str) -> None:
-        self.state = "failed"
-        self.error = error
-        log.error("plugin %s quarantined: %s", self.id, error)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "version": self.version,
-            "summary": self.summary,
-            "distribution": self.distribution,
-            "enabled": self.enabled,
-            "state": ("enabled" if self.enabled else "disabled") if self.usable else self.state,
-            "last_error": self.error,
-        }
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -92,7 +53,7 @@ def check_id(plugin_id: str) -> str | None:
     return None
 
 
-def app_naming_problem(info: PluginInfo) -> str | None:
+def app_naming_problem(info: Plugin) -> str | None:
     """Why this plugin's Piccolo apps break the naming rule, or None: app
     names and table names start with the plugin id, so plugins never collide
     with the host or each other in the database."""
@@ -120,12 +81,12 @@ def host_compatibility(dist: Any) -> str | None:
     return None
 
 
-def discover(allow: set[str] | None) -> list[PluginInfo]:
+def discover(allow: set[str] | None) -> list[Plugin]:
     """Load installed plugins, one by one. Under test, nothing is loaded
     unless named in `allow`, so stray installed plugins never leak in."""
     if allow is None and getattr(sys, "_called_from_test", False):
         return []
-    found: dict[str, PluginInfo] = {}
+    found: dict[str, Plugin] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if allow is not None and ep.name not in allow:
             continue
@@ -134,12 +95,12 @@ def discover(allow: set[str] | None) -> list[PluginInfo]:
         if ep.name in found:
             if found[ep.name].distribution == dist_name:
                 continue  # the same distribution seen twice on sys.path
-            found[ep.name].fail(
+            found[ep.name].quarantine(
                 f"plugin id {ep.name!r} is claimed by both {found[ep.name].distribution!r} "
                 f"and {dist_name!r}"
             )
             continue
-        info = PluginInfo(
+        info = Plugin(
             id=ep.name,
             version=dist.version if dist else "",
             summary=(dist.metadata["Summary"] or "") if dist else "",
@@ -148,21 +109,20 @@ def discover(allow: set[str] | None) -> list[PluginInfo]:
         found[ep.name] = info
         problem = check_id(ep.name)
         if problem:
-            info.fail(problem)
+            info.quarantine(problem)
             continue
         if dist and (problem := host_compatibility(dist)):
-            info.state, info.error = "incompatible", problem
-            log.error("plugin %s refused: %s", ep.name, problem)
+            info.quarantine(problem, kind="incompatible")
             continue
         try:
             info.module = ep.load()
         except Exception as exc:
             log.error("plugin %s: import failed\n%s", ep.name, traceback.format_exc(limit=5))
-            info.fail(f"import failed: {type(exc).__name__}: {exc}")
+            info.quarantine(f"import failed: {type(exc).__name__}: {exc}")
     return list(found.values())
 
 
-def call_setup_hook(pm: pluggy.PluginManager, info: PluginInfo, hook: str, **kwargs: Any) -> Any:
+def call_setup_hook(pm: pluggy.PluginManager, info: Plugin, hook: str, **kwargs: Any) -> Any:
     """Call one plugin's set-up hook (`register_apps`, `register_routes`,
     `register_commands`), which runs before the event loop serves and so must
     be a plain `def`. Returns None when the plugin does not implement it."""
@@ -178,11 +138,11 @@ def call_setup_hook(pm: pluggy.PluginManager, info: PluginInfo, hook: str, **kwa
     return None
 
 
-def register(pm: pluggy.PluginManager, info: PluginInfo) -> None:
+def register(pm: pluggy.PluginManager, info: Plugin) -> None:
     try:
         pm.register(info.module, name=info.id)
         pm.check_pending()
     except Exception as exc:
         if pm.is_registered(info.module):
             pm.unregister(info.module)
-        info.fail(f"does not fit the hook contract: {exc}")
+        info.quarantine(f"does not fit the hook contract: {exc}")

@@ -1,0 +1,140 @@
+"""The types of the plugin contract, beside the hooks in hookspecs.py.
+
+`PluginHost` is what a plugin's hooks and route handlers receive as `host`:
+the host's services a plugin may use, bound to that plugin, and nothing
+else (no admin key, no plugin manager, no other plugin's state). Each
+plugin gets its own. `PaymentFilter` is how a plugin narrows the payment
+hooks it is sent (the `payment_filter` hook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import httpx
+    from litestar import Request
+
+    from .events import HashSubscription, WalletSubscription
+    from .models import InvoiceRequest, Payment, Wallet, WalletAuth
+
+
+@dataclass(frozen=True)
+class PaymentFilter:
+    """Which payments a plugin's `on_invoice_paid` / `on_payment_sent` /
+    `on_payment_failed` hooks get. Each delivery is a row written in the
+    payment's transaction, so saying what you need keeps payments fast.
+
+    - `tags`: only payments whose `tag` is one of these (None: any tag);
+    - `watched_wallets_only`: only payments of wallets the plugin watches
+      (`await host.watch_wallet(wallet_id)`, in the transaction that changes
+      what the plugin keeps for that wallet).
+
+    Both may be given: a payment must pass both.
+    """
+
+    tags: frozenset[str] | None = None
+    watched_wallets_only: bool = False
+
+    def takes(self, tag: str | None) -> bool:
+        return self.tags is None or tag in self.tags
+
+
+@dataclass(frozen=True)
+class PublicSettings:
+    """The host settings a plugin may read (no credentials)."""
+
+    data_dir: Path
+    network: str
+    max_invoice_msat: int
+    default_invoice_expiry: int
+    allow_signup: bool
+    allow_private_addresses: bool
+
+
+class Wallets(Protocol):
+    async def get(self, wallet_id: str) -> Wallet:
+        """The wallet (404 `NotFound` when it does not exist or was deleted)."""
+
+    async def list_for_account(self, account_id: str) -> list[Wallet]: ...
+
+    async def authenticate_key(self, key: str) -> WalletAuth:
+        """The wallet and key kind an API key opens (401 `Unauthorized` if none)."""
+
+
+class Payments(Protocol):
+    async def create_invoice(self, wallet: WalletAuth, request: InvoiceRequest) -> Payment: ...
+
+    async def pay(self, wallet: WalletAuth, bolt11: str, extra: dict[str, Any] | None = None,
+                  idempotency_key: str | None = None) -> Payment: ...
+
+    async def transfer(self, from_wallet_id: str, to_wallet_id: str, amount_msat: int, *,
+                       memo: str = "", extra: dict[str, Any] | None = None,
+                       idempotency_key: str | None = None) -> Payment:
+        """Move money between two wallets of this host, as an invoice in the
+        payee's wallet paid at once from the payer's (both histories show it).
+        With `idempotency_key`, a repeated call returns the first transfer."""
+
+    async def find_by_hash(self, payment_hash: str, wallet_id: str | None = None) -> list[Payment]: ...
+
+
+class Events(Protocol):
+    def subscribe_wallet(self, wallet_id: str, after: int | None = None) -> WalletSubscription: ...
+
+    def subscribe_hash(self, payment_hash: str) -> HashSubscription: ...
+
+
+class Http(Protocol):
+    """Outbound HTTP with the host's rules: timeouts, a size cap, https only,
+    no private addresses unless the operator allows them."""
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response: ...
+
+    async def check_url(self, url: str) -> str | None: ...
+
+
+#: a job handler: gets the payload given to `enqueue`; raising means "retry later"
+JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Jobs(Protocol):
+    """The plugin's durable jobs (fulmen/jobs.py): enqueue inside your own
+    transaction, and the host runs the handler after the commit, retried
+    with backoff for a day, in exactly one process at a time."""
+
+    def handler(self, kind: str) -> Callable[[JobHandler], JobHandler]:
+        """Decorator: `@host.jobs.handler("publish")` (register in `startup`)."""
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], key: str | None = None) -> bool:
+        """Record a job; with `key`, once per key (returns False if it exists)."""
+
+
+@runtime_checkable  # Litestar checks injected dependencies with isinstance
+class PluginHost(Protocol):
+    """What a plugin receives as `host`."""
+
+    #: this plugin's id (its URL prefix and table prefix)
+    plugin_id: str
+    settings: PublicSettings
+    wallets: Wallets
+    payments: Payments
+    events: Events
+    http: Http
+    jobs: Jobs
+
+    def base_url(self, request: Request[Any, Any, Any] | None = None) -> str:
+        """The host's public URL, for links in LNURL answers (no trailing /)."""
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+        """Run a background task until the host stops (check `is_enabled()` in loops)."""
+
+    def is_enabled(self) -> bool:
+        """Whether this plugin is serving now (it may be disabled at run time)."""
+
+    async def watch_wallet(self, wallet_id: str, watch: bool = True) -> None:
+        """Start (or stop) getting this wallet's payment hooks, for a plugin
+        whose `PaymentFilter` has `watched_wallets_only`."""
