@@ -141,7 +141,10 @@ def make_engine(settings: Settings) -> Engine:
 
 
 def bind(engine: Engine, tables: Iterable[type[Table]]) -> None:
-    """Point Piccolo (and these tables) at `engine`."""
+    """Point Piccolo (and these tables) at `engine`.
+
+    The only place an engine is configured: nothing is bound at import time,
+    so importing `fulmen` (or a plugin) never opens or names a database."""
     piccolo_conf.DB = engine
     Migration._meta.db = engine
     for table in tables:
@@ -177,6 +180,18 @@ def _turn(engine: PostgresEngine) -> Any:
     return _TURNS.get(id(engine)) or contextlib.nullcontext()
 
 
+class NotBound(RuntimeError):
+    """A query ran before `bind()` gave the host's engine."""
+
+
+def bound_engine() -> Engine:
+    """The engine `bind()` set; a clear error if the host has not bound one yet."""
+    engine = piccolo_conf.DB
+    if engine is None:
+        raise NotBound("no database is bound: fulmen.db.bind() runs when the host is built")
+    return engine
+
+
 def is_postgres() -> bool:
     return isinstance(piccolo_conf.DB, PostgresEngine)
 
@@ -195,7 +210,7 @@ async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
     On PostgreSQL this goes straight to asyncpg (prepared statements are
     cached per connection); Piccolo's query layer costs more than the
     round trip for the small statements on the payment path."""
-    engine = piccolo_conf.DB
+    engine = bound_engine()
     if isinstance(engine, PostgresEngine) and engine.pool is not None:
         transaction = engine.current_transaction.get()
         if transaction is not None:
@@ -218,7 +233,7 @@ async def close_engine(engine: Engine) -> None:
 def transaction(engine: Engine | None = None):
     """A write transaction (on the bound engine unless one is given).
     Use for every balance change."""
-    engine = engine or piccolo_conf.DB
+    engine = engine or bound_engine()
     if isinstance(engine, SQLiteEngine):
         return engine.transaction(transaction_type=TransactionType.immediate)
     if isinstance(engine, PostgresEngine) and engine.current_transaction.get() is None:
@@ -238,8 +253,7 @@ async def run_ddl(script: str) -> None:
     `{serial}` becomes an auto-increment integer key and `{json}` a JSON
     column. Used by migrations, so the SQL reads the same on both databases.
     """
-    engine = piccolo_conf.DB
-    assert engine is not None, "no database bound"
+    engine = bound_engine()
     postgres = isinstance(engine, PostgresEngine)
     script = script.format(
         serial="BIGSERIAL" if postgres else "INTEGER",

@@ -1,10 +1,15 @@
 """Piccolo looks here (PICCOLO_CONF=fulmen.piccolo_conf) for the engine.
 
-The host sets `DB` when it starts (see `fulmen.db.connect`), so Piccolo's own
-machinery, such as migration managers, uses the same database as the app.
+`DB` stays None until the host binds its engine (`fulmen.db.bind`, called
+when the host is built), so importing this module configures no database;
+Piccolo's own machinery, such as migration managers, then uses the same
+engine as the app. A query before that fails with `fulmen.db.NotBound`.
 """
 
-from piccolo.conf.apps import AppRegistry
+from __future__ import annotations
 
-DB = None
+from piccolo.conf.apps import AppRegistry
+from piccolo.engine.base import Engine
+
+DB: Engine | None = None
 APP_REGISTRY = AppRegistry(apps=["fulmen.piccolo_app"])

@@ -2,17 +2,24 @@
 
 Money columns are integer millisatoshis (BigInt). Times are integer Unix
 milliseconds, the same on SQLite and PostgreSQL. The schema itself is created
-by the migrations in `fulmen/migrations/`; these classes are for queries.
+by the migrations in `fulmen/migrations/`; these classes declare it, table by
+table and column by column (name, type, nullability, default), and
+tests/host/test_schema.py checks them against a migrated SQLite and
+PostgreSQL database. A new migration updates the class here in the same
+commit.
+
+Nothing here opens or names a database: `fulmen.db.bind()` points these
+classes at the host's engine when the host is built.
 """
 
 from __future__ import annotations
 
 from piccolo.columns import (
-    JSON,
+    JSONB,
     BigInt,
+    BigSerial,
     Boolean,
     Integer,
-    Serial,
     Text,
     Varchar,
 )
@@ -48,7 +55,7 @@ class ApiKey(Table, tablename="fulmen_api_key"):
 
 
 class Payment(Table, tablename="fulmen_payment"):
-    id = Serial(primary_key=True)
+    id = BigSerial(primary_key=True)
     wallet_id = Varchar(length=32)
     out = Boolean()
     #: pending | success | failed
@@ -67,7 +74,8 @@ class Payment(Table, tablename="fulmen_payment"):
     preimage = Varchar(length=64, null=True)
     expires_at = BigInt()
     webhook = Text(null=True)
-    extra = JSON(default="{}")
+    #: JSONB on PostgreSQL, TEXT on SQLite
+    extra = JSONB(default="{}")
     tag = Varchar(length=64, null=True)
     internal = Boolean(default=False)
     idempotency_key = Varchar(length=128, null=True)
@@ -77,12 +85,12 @@ class Payment(Table, tablename="fulmen_payment"):
 
 
 class LedgerEntry(Table, tablename="fulmen_ledger"):
-    id = Serial(primary_key=True)
+    id = BigSerial(primary_key=True)
     wallet_id = Varchar(length=32)
     amount_msat = BigInt()
     #: payment | reserve | refund | fee | admin
     kind = Varchar(length=16)
-    payment_id = Integer(null=True)
+    payment_id = BigInt(null=True)
     reason = Text(default="")
     created_at = BigInt()
 
@@ -90,8 +98,8 @@ class LedgerEntry(Table, tablename="fulmen_ledger"):
 class HookDelivery(Table, tablename="fulmen_hook_delivery"):
     """One durable call of a payment hook for one plugin (the outbox)."""
 
-    id = Serial(primary_key=True)
-    payment_id = Integer()
+    id = BigSerial(primary_key=True)
+    payment_id = BigInt()
     plugin_id = Varchar(length=64)
     hook = Varchar(length=32)
     #: pending | done | failed (gave up)
@@ -109,6 +117,76 @@ class PluginState(Table, tablename="fulmen_plugin_state"):
     updated_at = BigInt()
 
 
+class HookWallet(Table, tablename="fulmen_hook_wallet"):
+    """A wallet whose payment hooks a `watch_wallets` plugin gets.
+
+    The table's key is (plugin_id, wallet_id); Piccolo takes one primary key
+    column, so only plugin_id is marked (the schema comes from the migration).
+    """
+
+    plugin_id = Varchar(length=64, primary_key=True)
+    wallet_id = Varchar(length=32)
+
+
+class Event(Table, tablename="fulmen_event"):
+    """One entry of a wallet's event log, numbered per wallet (`seq`)."""
+
+    id = BigSerial(primary_key=True)
+    wallet_id = Varchar(length=32)
+    seq = BigInt()
+    type = Varchar(length=32)
+    payment_id = BigInt()
+    payment_hash = Varchar(length=64)
+    #: the event's JSON document, as sent
+    data = Text()
+    created_at = BigInt()
+
+
+class WebhookEndpoint(Table, tablename="fulmen_webhook_endpoint"):
+    id = Varchar(length=32, primary_key=True)
+    wallet_id = Varchar(length=32, index=True)
+    url = Text()
+    #: JSON list of the event types sent to this endpoint
+    events = Text()
+    description = Text(default="")
+    #: the signing secret
+    secret = Varchar(length=128)
+    deleted = Boolean(default=False)
+    created_at = BigInt()
+
+
+class WebhookWalletSecret(Table, tablename="fulmen_webhook_wallet_secret"):
+    """The signing secret for a wallet's per-invoice `webhook` URLs."""
+
+    wallet_id = Varchar(length=32, primary_key=True)
+    secret = Varchar(length=128)
+    created_at = BigInt()
+
+
+class WebhookDelivery(Table, tablename="fulmen_webhook_delivery"):
+    """One durable delivery of one event to one URL."""
+
+    id = BigSerial(primary_key=True)
+    wallet_id = Varchar(length=32)
+    #: NULL for a per-invoice webhook (the invoice's own `webhook` URL)
+    endpoint_id = Varchar(length=32, null=True, default=None)
+    event_id = BigInt()
+    event_type = Varchar(length=32)
+    url = Text()
+    body = Text()
+    #: pending | done | failed (gave up)
+    status = Varchar(length=8, default="pending")
+    attempts = Integer(default=0)
+    next_attempt_at = BigInt()
+    locked_until = BigInt(default=0)
+    give_up_at = BigInt()
+    last_status_code = Integer(null=True, default=None)
+    last_error = Text(null=True, default=None)
+    created_at = BigInt()
+    updated_at = BigInt()
+    delivered_at = BigInt(null=True, default=None)
+
+
 CORE_TABLES: list[type[Table]] = [
     Account,
     Wallet,
@@ -117,4 +195,10 @@ CORE_TABLES: list[type[Table]] = [
     LedgerEntry,
     HookDelivery,
     PluginState,
+    HookWallet,
+    Event,
+    WebhookEndpoint,
+    WebhookWalletSecret,
+    WebhookDelivery,
 ]
+"""Every table the host's migrations create, in migration order."""

@@ -6,7 +6,7 @@ describe it for Piccolo. Money is integer msat, times are Unix milliseconds.
 
 from __future__ import annotations
 
-from piccolo.columns import BigInt, DoublePrecision, Serial, Text, Varchar
+from piccolo.columns import BigInt, BigSerial, DoublePrecision, Text, Varchar
 from piccolo.table import Table
 
 
@@ -31,7 +31,7 @@ class Split(Table, tablename="splitpayments_split"):
     never pays the same share twice.
     """
 
-    id = Serial(primary_key=True)
+    id = BigSerial(primary_key=True)
     #: the incoming payment being split (fulmen_payment.id)
     payment_id = BigInt()
     source = Varchar(length=32)
