@@ -1,9 +1,10 @@
 """The declared schema (Piccolo Table classes) matches the migrated database.
 
-The host's `fulmen.tables` and every first-party plugin's `register_apps`
-tables are compared, table by table, with the catalog of a freshly migrated
-SQLite and PostgreSQL database: table names, column names, a coarse type
-family (integer/bigint/text/bool/json/real, with VARCHAR lengths), nullability.
+The host's `fulmen.tables`, every first-party plugin's `register_apps`
+tables and the rendered plugin template's are compared, table by table,
+with the catalog of a freshly migrated SQLite and PostgreSQL database:
+table names, column names, a coarse type family (integer/bigint/text/bool/
+json/real, with VARCHAR lengths), nullability.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import sys
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -18,6 +20,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from fulmen import db, piccolo_conf, tables
+from fulmen.piccolo_app import APP_CONFIG as CORE_APP
+from fulmen.scaffold import render
+from fulmen.settings import Settings
 from piccolo.columns import (
     JSON,
     BigInt,
@@ -35,10 +41,6 @@ from piccolo.conf.apps import AppConfig
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
-
-from fulmen import db, piccolo_conf, tables
-from fulmen.piccolo_app import APP_CONFIG as CORE_APP
-from fulmen.settings import Settings
 
 PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
 #: Piccolo's own bookkeeping table, created by `db.ensure_migration_table()`
@@ -187,6 +189,23 @@ def first_party_plugins() -> dict[str, ModuleType]:
     return {plugin_id: found[plugin_id].load() for plugin_id in ids}
 
 
+TEMPLATE_PLUGIN = "schema_probe"
+
+
+def template_app(parent: Path) -> AppConfig:
+    """The plugin template's app, rendered as `fulmen plugin new` renders it."""
+    name = f"fulmen_{TEMPLATE_PLUGIN}"
+    if name not in sys.modules:
+        folder = render(TEMPLATE_PLUGIN, parent)
+        sys.path.insert(0, str(folder))
+        try:
+            importlib.import_module(name)
+        finally:
+            sys.path.remove(str(folder))
+    app: AppConfig = importlib.import_module(f"{name}.piccolo_app").APP_CONFIG
+    return app
+
+
 def plugin_apps(module: ModuleType) -> list[AppConfig]:
     apps = module.register_apps()
     return [a for a in (apps if isinstance(apps, list) else [apps]) if a]
@@ -196,7 +215,9 @@ def table_classes_in(module: ModuleType) -> set[type[Table]]:
     return {
         value
         for value in vars(module).values()
-        if inspect.isclass(value) and issubclass(value, Table) and value.__module__ == module.__name__
+        if inspect.isclass(value)
+        and issubclass(value, Table)
+        and value.__module__ == module.__name__
     }
 
 
@@ -218,6 +239,7 @@ async def migrated(database: str, tmp_path: Path) -> AsyncIterator[Migrated]:
     settings = Settings(database_url=database, data_dir=tmp_path / "data")
     engine = db.make_engine(settings)
     apps = [CORE_APP] + [a for m in first_party_plugins().values() for a in plugin_apps(m)]
+    apps.append(template_app(tmp_path / "template"))
     previous = piccolo_conf.DB
     db.bind(engine, [t for app in apps for t in app.table_classes])
     await db.open_engine(engine, pool_size=2, min_size=1)
