@@ -30,11 +30,11 @@ from .db import query
 from .errors import InvoiceRejected, PaymentRejected
 from .models import InvoiceInfo, InvoiceRequest, Payment, WalletAuth
 from .outbox import DONE, RELEASED, Outbox, Outcome, Policy, doubling
-from .plugins.discovery import call_setup_hook
-from .plugins.lifecycle import Plugin
 
 if TYPE_CHECKING:
     from piccolo.conf.apps import AppConfig
+
+    from .plugins.lifecycle import Plugin
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,23 @@ async def await_me_maybe(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def call_setup_hook(pm: pluggy.PluginManager, info: Plugin, hook: str, **kwargs: Any) -> Any:
+    """Call one plugin's set-up hook (`register_apps`, `register_routes`,
+    `register_commands`), which runs before the event loop serves and so must
+    be a plain `def`. Returns None when the plugin does not implement it."""
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        if impl.plugin_name != info.id:
+            continue
+        result = impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            raise TypeError(f"{hook} must be a plain def: it runs before the event loop starts")
+        return result
+    return None
+
 
 
 class Hooks:

@@ -8,7 +8,6 @@ own, so one that fails to import is quarantined and the rest still load.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import sys
@@ -120,22 +119,6 @@ def discover(allow: set[str] | None) -> list[Plugin]:
             log.error("plugin %s: import failed\n%s", ep.name, traceback.format_exc(limit=5))
             info.quarantine(f"import failed: {type(exc).__name__}: {exc}")
     return list(found.values())
-
-
-def call_setup_hook(pm: pluggy.PluginManager, info: Plugin, hook: str, **kwargs: Any) -> Any:
-    """Call one plugin's set-up hook (`register_apps`, `register_routes`,
-    `register_commands`), which runs before the event loop serves and so must
-    be a plain `def`. Returns None when the plugin does not implement it."""
-    for impl in getattr(pm.hook, hook).get_hookimpls():
-        if impl.plugin_name != info.id:
-            continue
-        result = impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
-        if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            raise PluginError(f"{hook} must be a plain def: it runs before the event loop starts")
-        return result
-    return None
 
 
 def register(pm: pluggy.PluginManager, info: Plugin) -> None:
