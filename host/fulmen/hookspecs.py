@@ -89,6 +89,23 @@ def nav_entries(host: Host) -> list[dict[str, str]] | None:
     """
 
 
+@hookspec
+def backup_tables(host: Host) -> dict[str, Any] | None:
+    """Say which of the plugin's tables `fulmen backup` leaves out or transforms.
+
+    When: at the start of each backup (`fulmen backup`, `POST /admin/api/v1/backup`),
+    for every installed plugin, enabled or not.
+    Arguments: `host`.
+    Results: every plugin is asked; may be `def` or `async def`. Return
+    `{table_name: rule}` for the plugin's own tables only (names starting
+    with `<id>_`), where a rule is `"skip"` (the table is left out and is
+    empty after a restore) or a function taking a row as a dict and
+    returning the row to store (same columns) or None to leave the row out.
+    Tables not named are copied whole (the default). A bad answer or an
+    exception stops the backup with the plugin's name in the error.
+    """
+
+
 # --- lifecycle ------------------------------------------------------------------
 
 
