@@ -309,7 +309,7 @@ class Database:
         self.sqlite_path = sqlite_path
         self.conn: Any = None
 
-    async def open(self) -> "Database":
+    async def open(self) -> Database:
         if self.postgres:
             import asyncpg
 
@@ -616,8 +616,8 @@ class RestoreReport:
     header: dict[str, Any] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        out = [f"backup of {self.header.get('source_database')} by fulmen "
-               f"{self.header.get('host_version')}, format {self.header.get('format_version')}"]
+        out = [(f"backup of {self.header.get('source_database')} by fulmen "
+                f"{self.header.get('host_version')}, format {self.header.get('format_version')}")]
         for name, info in self.tables.items():
             out.append(f"  {name}: {info['rows']} rows, checksum ok (file and database)")
         for pid in self.skipped_plugins:
@@ -862,5 +862,5 @@ def _write_secrets(data_dir: Path, secrets: dict[str, str]) -> list[str]:
     return written
 
 
-__all__ = ["BackupError", "BackupSummary", "RestoreReport", "backup_chunks", "restore",
-           "write_backup", "read_header"]
+__all__ = ["BackupError", "BackupSummary", "RestoreReport", "backup_chunks", "read_header",
+           "restore", "write_backup"]

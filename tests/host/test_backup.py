@@ -395,7 +395,7 @@ async def test_admin_backup_endpoint_checks_its_input(fulmen: Fulmen) -> None:
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "fulmen", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_cli_backup_and_restore_with_secrets(tmp_path: Path) -> None:
