@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Host, Payment, hookimpl
-
+from fulmen import Host, Payment, WalletAuth, hookimpl
 
 # Payment hooks are recorded and called only for payments with these tags.
 payment_tags = {"lnurlp"}
@@ -52,3 +51,17 @@ async def on_invoice_paid(host: Host, payment: Payment) -> None:
 @hookimpl
 def nav_entries(host: Host) -> list[dict[str, str]]:
     return [{"href": "/lnurlp/", "label": "Pay links"}]
+
+
+@hookimpl
+async def wallet_export(host: Host, wallet: WalletAuth) -> list[dict[str, Any]]:
+    from .links import export_links
+
+    return await export_links(host, wallet)
+
+
+@hookimpl
+async def wallet_import(host: Host, wallet: WalletAuth, data: Any) -> dict[str, Any]:
+    from .links import import_links
+
+    return await import_links(host, wallet, data)

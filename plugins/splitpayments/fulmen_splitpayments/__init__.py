@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Host, Payment, hookimpl
+from fulmen import Host, Payment, WalletAuth, hookimpl
 
 # Payment hooks only for wallets with split targets (`targets.replace_targets`
 # keeps the host's list of watched wallets).
@@ -41,3 +41,17 @@ async def on_invoice_paid(host: Host, payment: Payment) -> None:
     from .splits import split_payment
 
     await split_payment(host, payment)
+
+
+@hookimpl
+async def wallet_export(host: Host, wallet: WalletAuth) -> dict[str, Any] | None:
+    from .targets import export_targets
+
+    return await export_targets(wallet.wallet_id)
+
+
+@hookimpl
+async def wallet_import(host: Host, wallet: WalletAuth, data: Any) -> dict[str, Any]:
+    from .targets import import_targets
+
+    return await import_targets(host, wallet.wallet_id, data)

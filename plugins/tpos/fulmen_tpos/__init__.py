@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Host, Payment, hookimpl
-
+from fulmen import Host, Payment, WalletAuth, hookimpl
 
 # Payment hooks are recorded and called only for payments with these tags.
 payment_tags = {"tpos"}
@@ -40,3 +39,17 @@ async def on_invoice_paid(host: Host, payment: Payment) -> None:
     from .payments import move_tip
 
     await move_tip(host, payment)
+
+
+@hookimpl
+async def wallet_export(host: Host, wallet: WalletAuth) -> list[dict[str, Any]]:
+    from .terminals import export_terminals
+
+    return await export_terminals(host, wallet)
+
+
+@hookimpl
+async def wallet_import(host: Host, wallet: WalletAuth, data: Any) -> dict[str, Any]:
+    from .terminals import import_terminals
+
+    return await import_terminals(host, wallet, data)
