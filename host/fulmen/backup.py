@@ -310,15 +310,23 @@ class Database:
         self.conn: Any = None
 
     async def open(self) -> Database:
-        if self.postgres:
-            import asyncpg
+        try:
+            if self.postgres:
+                import asyncpg
 
-            self.conn = await asyncpg.connect(**postgres_config(self.url))
-        else:
-            import aiosqlite
+                self.conn = await asyncpg.connect(**postgres_config(self.url))
+            else:
+                import aiosqlite
 
-            self.conn = await aiosqlite.connect(str(self.sqlite_path), isolation_level=None,
-                                                timeout=30)
+                self.conn = await aiosqlite.connect(str(self.sqlite_path), isolation_level=None,
+                                                    timeout=30)
+        except Exception as exc:  # no database, refused, bad credentials: say which
+            if self.postgres:  # never the password
+                c = postgres_config(self.url)
+                where: Any = f"{c['host']}:{c['port']}/{c['database']}"
+            else:
+                where = self.sqlite_path
+            raise BackupError(f"cannot open the database {where}: {exc}") from None
         return self
 
     async def close(self) -> None:

@@ -427,3 +427,52 @@ def test_cli_backup_and_restore_with_secrets(tmp_path: Path) -> None:
     rows = sqlite3.connect(tmp_path / "b" / "fulmen.sqlite3").execute(
         "SELECT id FROM fulmen_wallet").fetchall()
     assert rows == [(wallet["id"],)]
+
+
+@pytest.mark.postgres
+async def test_pending_outgoing_payment_stays_pending_and_is_reconciled_after_restore(
+        tmp_path: Path, database: str) -> None:
+    from fulmen.funding import PaymentState, PaymentStatus
+    from fulmen.funding.fake import FakeWallet
+
+    class Node(FakeWallet):
+        """Leaves external payments pending until told otherwise."""
+
+        def __init__(self, status: PaymentStatus) -> None:
+            super().__init__("22" * 32)
+            self.status = status
+
+        async def pay_invoice(self, bolt11: str, fee_limit_msat: int) -> PaymentStatus:
+            return PaymentStatus(PaymentState.PENDING)
+
+        async def get_payment_status(self, payment_hash: str) -> PaymentStatus:
+            return self.status
+
+    elsewhere = (await FakeWallet("33" * 32).create_invoice(300_000, "elsewhere", None, 600)).bolt11
+    src = Fulmen(tmp_path / "src", database)
+    (tmp_path / "src").mkdir()
+    try:
+        await src.start(funding=Node(PaymentStatus(PaymentState.PENDING)))
+        alice = await src.wallet("alice", sats=1000)
+        r = await src.pay(alice, elsewhere)
+        assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+        file = await download(src.client, tmp_path / "pending.fulmen")
+    finally:
+        await src.stop()
+    async with fresh_postgres_database() as pg_url:
+        dst_url = pg_url if database.startswith("sqlite") else f"sqlite:///{tmp_path / 'd.sqlite3'}"
+        await restore_into(tmp_path / "dst", dst_url, file, plugins=[])
+        dst = Fulmen(tmp_path / "dst", dst_url)
+        try:
+            node = Node(PaymentStatus(PaymentState.PENDING))
+            client = await dst.start(funding=node)
+            r = await client.get("/admin/api/v1/payments/pending", headers=dst.admin_headers)
+            [pending] = r.json()
+            assert pending["status"] == "pending" and pending["amount"] == -300_000
+            assert await dst.balance(alice) == 1000_000 - 300_000 - 3000  # amount + reserve
+            node.status = PaymentStatus(PaymentState.SUCCESS, fee_msat=1000, preimage="bb" * 32)
+            assert await dst.host.payments.reconcile() == 1
+            assert await dst.balance(alice) == 1000_000 - 301_000
+            assert await dst.host.wallets.audit() == []
+        finally:
+            await dst.stop()
