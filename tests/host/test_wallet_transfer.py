@@ -154,3 +154,37 @@ async def test_import_refuses_bad_documents_and_reports_missing_plugins(fulmen: 
     conflicts = r.json()["conflicts"]
     assert {c.get("plugin") for c in conflicts} == {None, "nosuch", "broken", "lnurlp"}
     assert any("not installed" in c["problem"] for c in conflicts)
+
+
+async def test_random_import_documents_never_cause_500(fulmen: Fulmen) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) \
+        | st.text(max_size=20)
+    values = st.recursive(leaves, lambda c: st.lists(c, max_size=3)
+                          | st.dictionaries(st.text(max_size=12), c, max_size=3), max_leaves=8)
+    keys = st.sampled_from(["description", "min", "max", "username", "title", "uses", "name",
+                            "items", "tip_wallet", "targets", "wallet", "percent", "url",
+                            "events", "min_withdrawable", "max_withdrawable", "webhook_url"])
+    items = st.dictionaries(keys, values, max_size=5)
+    section = st.lists(items, max_size=3) | items | values
+    docs = st.fixed_dictionaries({
+        "format": st.just("fulmen-wallet"), "format_version": st.just(1),
+        "plugins": st.dictionaries(st.sampled_from(PLUGINS + ["other"]), section, max_size=4),
+        "webhooks": st.lists(items, max_size=2),
+    })
+    client = await fulmen.start(plugins=PLUGINS)
+    w = await fulmen.wallet("w")
+    seen: list[Any] = []
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(doc=docs)
+    def generate(doc: Any) -> None:
+        seen.append(doc)
+
+    generate()
+    for doc in seen:
+        r = await client.post("/api/v1/wallet/import", headers=w.admin_headers, json=doc)
+        assert r.status_code < 500, (doc, r.text)
+    assert await fulmen.host.wallets.audit() == []
