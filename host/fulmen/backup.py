@@ -652,7 +652,28 @@ def check_header(header: Any) -> dict[str, Any]:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise BackupError(f"the backup file has format version {version}; this Fulmen "
                           f"{__version__} reads up to {FORMAT_VERSION}: upgrade Fulmen first")
+    if not _header_is_sound(header):
+        raise BackupError("the backup file is corrupted (its header is malformed)")
     return header
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _header_is_sound(header: dict[str, Any]) -> bool:
+    tables, migrations, plugins = header.get("tables"), header.get("migrations"), header.get("plugins")
+    if not isinstance(tables, list) or not isinstance(migrations, dict) \
+            or not isinstance(plugins, dict):
+        return False
+    if not all(isinstance(k, str) and _strings(v) for k, v in migrations.items()):
+        return False
+    for t in tables:
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str) \
+                or not isinstance(t.get("owner"), str) or not _strings(t.get("columns")) \
+                or not _strings(t.get("kinds")) or len(t["columns"]) != len(t["kinds"]):
+            return False
+    return True
 
 
 async def database_is_empty(db: Database) -> list[str]:
@@ -810,6 +831,9 @@ async def _restore_rows(target: Database, path: Path, passphrase: str | None,
                 raise BackupError("the backup file is corrupted (an unknown line)")
         if trailer is None:
             raise BackupError("the backup file is truncated (no end record)")
+        if not isinstance(trailer.get("tables"), dict) \
+                or not all(isinstance(v, dict) for v in trailer["tables"].values()):
+            raise BackupError("the backup file is corrupted (its end record is malformed)")
         for name in tables:
             await flush(name)
         for name, table in tables.items():

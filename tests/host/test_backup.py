@@ -297,6 +297,9 @@ async def test_refuses_damaged_files_wrong_passphrase_and_newer_format(
     newer.write_bytes(gzip.compress((json.dumps(header) + "\n").encode()))
     await refused(tmp_path, url, newer, "format version 2")
     header["format_version"] = backups.FORMAT_VERSION
+    malformed = tmp_path / "malformed.fulmen"
+    malformed.write_bytes(gzip.compress((json.dumps({**header, "tables": "x"}) + "\n").encode()))
+    await refused(tmp_path, url, malformed, "header is malformed")
     header["migrations"]["fulmen"].append("2099-01-01T00:00:00:000000")
     newer.write_bytes(gzip.compress(("\n".join([json.dumps(header), *lines[1:]]) + "\n").encode()))
     await refused(tmp_path, url, newer, "newer schema")
