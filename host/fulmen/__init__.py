@@ -28,6 +28,7 @@ from .fields import json_field, outbound_url_field, text_field
 from .hookspecs import hookimpl
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
 from .version import __version__
+from .wallet_transfer import import_objects
 
 __all__ = [
     "BadRequest",
@@ -51,6 +52,7 @@ __all__ = [
     "__version__",
     "ddl_migration",
     "hookimpl",
+    "import_objects",
     "json_field",
     "now_ms",
     "outbound_url_field",

@@ -14,6 +14,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
 from .contract import PluginHost
+from .api import wallet_transfer
 from .errors import FulmenError
 from .host import Host
 from .settings import Settings
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
 
     app = Litestar(
         route_handlers=[
-            *health.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
+            *health.ROUTES, *wallet_transfer.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
             *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES,
             *plugin_routers(host),
         ],

@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import sys
+import time
+from pathlib import Path
 
 import click
 
@@ -90,6 +92,91 @@ def audit() -> None:
     if mismatches:
         sys.exit(1)
     click.echo("audit ok: every balance equals its ledger")
+
+
+def _passphrase(passphrase_file: str | None, ask: bool, confirm: bool) -> str | None:
+    import os
+
+    if passphrase_file:
+        text = Path(passphrase_file).read_text().rstrip("\n")
+        if not text:
+            raise click.UsageError(f"{passphrase_file} is empty")
+        return text
+    if os.environ.get("FULMEN_BACKUP_PASSPHRASE"):
+        return os.environ["FULMEN_BACKUP_PASSPHRASE"]
+    if ask:
+        return click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+    return None
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--encrypt", is_flag=True,
+              help="Encrypt with a passphrase (asked for, or FULMEN_BACKUP_PASSPHRASE).")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False),
+              help="Encrypt with the passphrase in this file.")
+@click.option("--include-secrets", is_flag=True,
+              help="Also store the node key and admin key files of the data folder.")
+def backup(file: str | None, encrypt: bool, passphrase_file: str | None,
+           include_secrets: bool) -> None:
+    """Write a consistent backup of the database while the server runs."""
+    from .backup import BackupError, write_backup
+
+    path = Path(file or time.strftime("fulmen-backup-%Y%m%dT%H%M%SZ.fulmen", time.gmtime()))
+    passphrase = _passphrase(passphrase_file, encrypt, confirm=True)
+    if include_secrets and not passphrase:
+        click.echo("warning: the secret files are stored unencrypted; keep the file safe",
+                   err=True)
+
+    async def run(host):
+        return await write_backup(host, path, passphrase, include_secrets)
+
+    started = time.monotonic()
+    try:
+        summary = _with_host(run)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = sum(t["rows"] for t in summary.tables.values())
+    click.echo(f"wrote {path}: {len(summary.tables)} tables, {rows} rows, {summary.bytes} bytes"
+               f"{', encrypted' if passphrase else ''} in {time.monotonic() - started:.1f}s")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False),
+              help="The passphrase of an encrypted backup, from this file.")
+@click.option("--skip-plugin", "skip_plugins", multiple=True,
+              help="Leave out this plugin's data (for a plugin not installed here); repeatable.")
+@click.option("--skip-missing-plugins", is_flag=True,
+              help="Leave out the data of every plugin not installed here.")
+@click.option("--restore-secrets", is_flag=True,
+              help="Write the backup's node key and admin key files into the data folder.")
+def restore(file: str, passphrase_file: str | None, skip_plugins: tuple[str, ...],
+            skip_missing_plugins: bool, restore_secrets: bool) -> None:
+    """Restore a backup into an empty database (SQLite or PostgreSQL)."""
+    from . import backup as backups
+
+    path = Path(file)
+    passphrase = _passphrase(passphrase_file, False, confirm=False)
+    with open(path, "rb") as f:
+        encrypted = f.read(len(backups.ENC_MAGIC)) == backups.ENC_MAGIC
+    if encrypted and not passphrase:
+        passphrase = click.prompt("Passphrase", hide_input=True)
+
+    async def run(host):
+        return await backups.restore(host, path, passphrase, set(skip_plugins),
+                                     skip_missing_plugins, restore_secrets)
+
+    started = time.monotonic()
+    try:
+        report = _with_host(run)
+    except backups.BackupError as exc:
+        raise click.ClickException(f"restore refused, no data was written: {exc}") from None
+    for line in report.lines():
+        click.echo(line)
+    click.echo(f"restored in {time.monotonic() - started:.1f}s")
+    if report.audit_mismatches:
+        sys.exit(1)
 
 
 @cli.command()

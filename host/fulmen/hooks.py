@@ -188,6 +188,26 @@ class Hooks:
                 return result
         return None
 
+    # --- hooks called one plugin at a time (backups, wallet export and import) -------------
+
+    def implementations(self, hook: str, plugin_id: str | None = None,
+                        serving_only: bool = True) -> list[tuple[str, Callable[..., Any]]]:
+        """(plugin id, call) for each implementation of `hook`; `await call(**kwargs)`
+        runs it with the plugin's own `host`. The caller contains failures."""
+        caller = getattr(self.pm.hook, hook)
+        found = []
+        for impl in caller.get_hookimpls():
+            if plugin_id is not None and impl.plugin_name != plugin_id:
+                continue
+            if serving_only and not self.serving(impl.plugin_name):
+                continue
+
+            async def call(_impl: pluggy.HookImpl = impl, **kwargs: Any) -> Any:
+                return await self._call(_impl, **kwargs)
+
+            found.append((impl.plugin_name, call))
+        return found
+
     # --- after money moved: durable deliveries ------------------------------------------------
 
     def payment_targets(self, hook: str, payment: Payment) -> list[tuple[str, bool]]:

@@ -92,6 +92,55 @@ def nav_entries(host: PluginHost) -> list[dict[str, str]] | None:
     """
 
 
+@hookspec
+def backup_tables(host: PluginHost) -> dict[str, Any] | None:
+    """Say which of the plugin's tables `fulmen backup` leaves out or transforms.
+
+    When: at the start of each backup (`fulmen backup`, `POST /admin/api/v1/backup`),
+    for every installed plugin, enabled or not.
+    Arguments: `host`.
+    Results: every plugin is asked; may be `def` or `async def`. Return
+    `{table_name: rule}` for the plugin's own tables only (names starting
+    with `<id>_`), where a rule is `"skip"` (the table is left out and is
+    empty after a restore) or a function taking a row as a dict and
+    returning the row to store (same columns) or None to leave the row out.
+    Tables not named are copied whole (the default). A bad answer or an
+    exception stops the backup with the plugin's name in the error.
+    """
+
+
+@hookspec
+def wallet_export(host: PluginHost, wallet: WalletAuth) -> Any:
+    """Contribute the plugin's objects of one wallet to its export.
+
+    When: on `GET /api/v1/wallet/export` (the wallet's admin key).
+    Arguments: `host`; `wallet` (the exporting `WalletAuth`).
+    Results: every enabled plugin is called; return something JSON-able
+    (usually a list of objects, their settings only: no ids, counters,
+    balances or secrets), or None for nothing. It appears under
+    `plugins.<plugin id>` and comes back, as it is, to `wallet_import` of the
+    same plugin on the importing host. An exception is reported in the
+    document's `errors` and the other plugins still export.
+    """
+
+
+@hookspec
+def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict[str, Any] | None:
+    """Create the plugin's objects of a wallet export in `wallet`.
+
+    When: on `POST /api/v1/wallet/import` (the receiving wallet's admin key),
+    on this or another Fulmen.
+    Arguments: `host`; `wallet` (the receiving `WalletAuth`); `data` (what
+    this plugin's `wallet_export` returned: check it like any request body).
+    Results: every enabled plugin with a section in the document is called;
+    return `{"created": [...], "conflicts": [{"object": ..., "problem": ...}]}`.
+    Never rename to get round a clash (a name already taken): report a
+    conflict and leave that object out. `fulmen.import_objects` does the
+    loop. A `FulmenError` or any other exception is reported as a conflict
+    of the whole section; the other plugins still import.
+    """
+
+
 # --- lifecycle ------------------------------------------------------------------
 
 

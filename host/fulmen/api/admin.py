@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Router, get, post, put
+from litestar.response import Stream
 
 from .. import db
 from ..errors import BadRequest, NotFound
@@ -188,12 +189,35 @@ async def pending_payments(request: Request) -> list[dict[str, Any]]:
     ]
 
 
+@post("/backup", status_code=200)
+async def backup(request: Request, data: dict[str, Any] | None = None) -> Stream:
+    """Stream a backup file, the same as `fulmen backup` writes. Body (optional):
+    `{"passphrase": "...", "include_secrets": false}`."""
+    import time
+
+    from ..backup import backup_chunks
+
+    data = data or {}
+    passphrase = data.get("passphrase")
+    if passphrase is not None and (not isinstance(passphrase, str) or not passphrase
+                                   or len(passphrase) > 1024):
+        raise BadRequest("passphrase must be a non-empty string of at most 1024 characters")
+    include_secrets = body.boolean(data, "include_secrets")
+    name = time.strftime("fulmen-backup-%Y%m%dT%H%M%SZ.fulmen", time.gmtime())
+    return Stream(
+        backup_chunks(host_of(request), passphrase or None, bool(include_secrets)),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                 "Cache-Control": "no-store"},
+    )
+
+
 admin_router = Router(
     path="/admin/api/v1",
     guards=[admin_guard],
     route_handlers=[list_accounts, list_wallets, create_account, adjust_balance, fake_settle, audit,
                     list_plugins, set_plugin, hook_deliveries, list_jobs, redeliver_job,
-                    pending_payments],
+                    pending_payments, backup],
 )
 
 ROUTES = [lnbits_topup, admin_router]

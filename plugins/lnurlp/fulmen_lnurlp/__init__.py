@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Payment, PaymentFilter, PluginHost, hookimpl
+from fulmen import Payment, PaymentFilter, PluginHost, WalletAuth, hookimpl
 
 
 @hookimpl
@@ -55,3 +55,17 @@ async def on_invoice_paid(host: PluginHost, payment: Payment) -> None:
 @hookimpl
 def nav_entries(host: PluginHost) -> list[dict[str, str]]:
     return [{"href": "/lnurlp/", "label": "Pay links"}]
+
+
+@hookimpl
+async def wallet_export(host: PluginHost, wallet: WalletAuth) -> list[dict[str, Any]]:
+    from .links import export_links
+
+    return await export_links(host, wallet)
+
+
+@hookimpl
+async def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict[str, Any]:
+    from .links import import_links
+
+    return await import_links(host, wallet, data)

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import lnurl
-
 from fulmen import (
     Conflict,
     Forbidden,
@@ -26,6 +25,7 @@ from fulmen import (
     NotFound,
     Payment,
     WalletAuth,
+    import_objects,
     now_ms,
     outbound_url_field,
     query,
@@ -316,3 +316,28 @@ async def send_webhook(host: PluginHost, payment: Payment) -> None:
     level = logging.INFO if response.status_code < 400 else logging.WARNING
     log.log(level, "lnurlp webhook for link %s, payment %s: HTTP %s",
             row["id"], payment.payment_hash, response.status_code)
+
+
+# --- wallet export / import ------------------------------------------------------------
+
+
+async def export_links(host: PluginHost, auth: WalletAuth) -> list[dict[str, Any]]:
+    """The wallet's pay links, their settings only (no ids or counters)."""
+    base = host.base_url()
+    return [{c: v for c, v in to_json(r, base).items() if c in COLUMNS}
+            for r in await list_links(auth)]
+
+
+async def import_links(host: PluginHost, auth: WalletAuth, data: Any) -> dict[str, Any]:
+    """Create exported pay links; a taken username is a conflict, never renamed."""
+    base = host.base_url()
+
+    async def create(item: Any) -> dict[str, Any]:
+        row = await create_link(host, auth, {**item, "wallet": None} if isinstance(item, dict)
+                                else item, base)
+        return {"id": row["id"], "description": row["description"], "username": row["username"]}
+
+    def describe(item: dict[str, Any]) -> dict[str, Any]:
+        return {"description": item.get("description"), "username": item.get("username")}
+
+    return await import_objects(data, create, describe)

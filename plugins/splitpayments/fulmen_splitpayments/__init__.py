@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Payment, PaymentFilter, PluginHost, hookimpl
+from fulmen import Payment, PaymentFilter, PluginHost, WalletAuth, hookimpl
 
 
 @hookimpl
@@ -44,3 +44,17 @@ async def on_invoice_paid(host: PluginHost, payment: Payment) -> None:
     from .splits import split_payment
 
     await split_payment(host, payment)
+
+
+@hookimpl
+async def wallet_export(host: PluginHost, wallet: WalletAuth) -> dict[str, Any] | None:
+    from .targets import export_targets
+
+    return await export_targets(wallet.wallet_id)
+
+
+@hookimpl
+async def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict[str, Any]:
+    from .targets import import_targets
+
+    return await import_targets(host, wallet.wallet_id, data)

@@ -126,3 +126,29 @@ async def delete_targets(host: PluginHost, source: str) -> None:
     async with transaction():
         await query("DELETE FROM splitpayments_target WHERE source = {}", source)
         await host.watch_wallet(source, False)
+
+
+# --- wallet export / import ------------------------------------------------------------
+
+
+async def export_targets(source: str) -> dict[str, Any] | None:
+    rows = await list_targets(source)
+    if not rows:
+        return None
+    return {"targets": [{"wallet": r["wallet"], "alias": r["alias"],
+                         "percent": float(r["percent"])} for r in rows]}
+
+
+async def import_targets(host: PluginHost, source: str, data: Any) -> dict[str, Any]:
+    """All targets or none (their shares belong together). Existing targets
+    of the receiving wallet are not replaced: that is a conflict."""
+    if await list_targets(source):
+        return {"created": [], "conflicts": [{
+            "object": data, "problem": "this wallet already has split targets; "
+                                       "delete them first to import others"}]}
+    try:
+        targets = await check_targets(host, source, data)
+    except BadRequest as exc:
+        return {"created": [], "conflicts": [{"object": data, "problem": exc.detail}]}
+    await replace_targets(host, source, targets)
+    return {"created": targets, "conflicts": []}

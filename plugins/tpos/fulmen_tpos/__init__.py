@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import Payment, PaymentFilter, PluginHost, hookimpl
+from fulmen import Payment, PaymentFilter, PluginHost, WalletAuth, hookimpl
 
 
 @hookimpl
@@ -43,3 +43,17 @@ async def on_invoice_paid(host: PluginHost, payment: Payment) -> None:
     from .payments import move_tip
 
     await move_tip(host, payment)
+
+
+@hookimpl
+async def wallet_export(host: PluginHost, wallet: WalletAuth) -> list[dict[str, Any]]:
+    from .terminals import export_terminals
+
+    return await export_terminals(host, wallet)
+
+
+@hookimpl
+async def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict[str, Any]:
+    from .terminals import import_terminals
+
+    return await import_terminals(host, wallet, data)

@@ -9,7 +9,16 @@ import re
 import secrets
 from typing import Any
 
-from fulmen import BadRequest, Forbidden, PluginHost, NotFound, WalletAuth, now_ms, query
+from fulmen import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PluginHost,
+    WalletAuth,
+    import_objects,
+    now_ms,
+    query,
+)
 
 CURRENCY = re.compile(r"^(sats?|[A-Za-z]{3})$")
 MAX_NAME = 100
@@ -269,3 +278,26 @@ async def set_items(auth: WalletAuth, tpos_id: str, data: Any) -> dict[str, Any]
 async def delete_tpos(auth: WalletAuth, tpos_id: str) -> None:
     await owned_tpos(tpos_id, auth)
     await query("DELETE FROM tpos_pos WHERE id = {}", tpos_id)
+
+
+# --- wallet export / import ------------------------------------------------------------
+
+EXPORTED = ("name", "currency", "tip_options", "tip_wallet", "items")
+
+
+async def export_terminals(host: PluginHost, auth: WalletAuth) -> list[dict[str, Any]]:
+    rows = await query("SELECT * FROM tpos_pos WHERE wallet = {} ORDER BY created_at, id",
+                       auth.wallet_id)
+    return [{k: tpos_json(r)[k] for k in EXPORTED} for r in rows]
+
+
+async def import_terminals(host: PluginHost, auth: WalletAuth, data: Any) -> dict[str, Any]:
+    """A `tip_wallet` that does not exist here is a conflict for that terminal."""
+
+    async def create(item: Any) -> dict[str, Any]:
+        if isinstance(item, dict):
+            item = {k: item.get(k) for k in EXPORTED}
+        row = await create_tpos(host, auth, item)
+        return {"id": row["id"], "name": row["name"]}
+
+    return await import_objects(data, create, lambda item: {"name": item.get("name")})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import PluginHost, hookimpl
+from fulmen import PluginHost, WalletAuth, hookimpl
 
 
 @hookimpl
@@ -35,3 +35,17 @@ def register_routes(host: PluginHost) -> list[Any]:
 @hookimpl
 def nav_entries(host: PluginHost) -> list[dict[str, str]]:
     return [{"href": "/withdraw/", "label": "Withdraw links"}]
+
+
+@hookimpl
+async def wallet_export(host: PluginHost, wallet: WalletAuth) -> list[dict[str, Any]]:
+    from .links import export_links
+
+    return await export_links(host, wallet)
+
+
+@hookimpl
+async def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict[str, Any]:
+    from .links import import_links
+
+    return await import_links(host, wallet, data)

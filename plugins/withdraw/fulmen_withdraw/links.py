@@ -21,11 +21,9 @@ import json
 import logging
 import secrets
 from typing import Any
-from urllib.parse import urlparse
 
 import bolt11 as bolt11_lib
 import lnurl
-
 from fulmen import (
     Forbidden,
     FulmenError,
@@ -33,6 +31,7 @@ from fulmen import (
     NotFound,
     Payment,
     WalletAuth,
+    import_objects,
     now_ms,
     outbound_url_field,
     query,
@@ -316,3 +315,28 @@ async def send_webhook(host: PluginHost, row: dict[str, Any], payment: Payment) 
         log.warning("withdraw webhook for link %s failed: %s", row["id"], exc)
         return
     log.info("withdraw webhook for link %s: HTTP %s", row["id"], response.status_code)
+
+
+# --- wallet export / import ------------------------------------------------------------
+
+
+async def export_links(host: PluginHost, auth: WalletAuth) -> list[dict[str, Any]]:
+    """The wallet's withdraw links with uses left, their settings only; `uses`
+    is what is left, so an import does not hand out claimed uses again."""
+    base = host.base_url()
+    out = []
+    for row in await query("SELECT * FROM withdraw_link WHERE wallet = {} ORDER BY created_at, id",
+                           auth.wallet_id):
+        data = {c: v for c, v in to_json(row, base).items() if c in COLUMNS}
+        data["uses"] = int(row["uses"]) - int(row["used"])
+        if data["uses"] > 0:
+            out.append(data)
+    return out
+
+
+async def import_links(host: PluginHost, auth: WalletAuth, data: Any) -> dict[str, Any]:
+    async def create(item: Any) -> dict[str, Any]:
+        row = await create_link(host, auth, item)
+        return {"id": row["id"], "title": row["title"], "uses": int(row["uses"])}
+
+    return await import_objects(data, create, lambda item: {"title": item.get("title")})
