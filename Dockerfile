@@ -12,6 +12,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 COPY host/ host/
 COPY plugins/ plugins/
+COPY plugin-template/ plugin-template/
 COPY deploy/build-wheels.sh deploy/install-wheels.sh deploy/
 RUN deploy/build-wheels.sh /wheels && deploy/install-wheels.sh /wheels /opt/fulmen
 

@@ -6,6 +6,6 @@ set -eu
 OUT=${1:?usage: deploy/build-wheels.sh OUT_DIR}
 UV=${UV:-uv}
 mkdir -p "$OUT"
-$UV build --quiet --wheel --all-packages --out-dir "$OUT"
+$UV build --wheel --all-packages --out-dir "$OUT"
 $UV export --quiet --frozen --no-dev --all-packages --no-emit-workspace \
     --format requirements-txt --output-file "$OUT/requirements.txt"
