@@ -106,10 +106,17 @@ async def _still_allowed(host: Host, row: dict[str, object]) -> WalletAuth:
 async def refresh(host: Host, refresh_token: object) -> dict[str, object]:
     if not isinstance(refresh_token, str) or not refresh_token:
         raise bad_arguments("send refresh_token")
-    row = await _valid(refresh_token, "refresh")
+    # a refresh token is used once: taking it is deleting it, so of two
+    # concurrent refreshes with the same token only one gets a new pair
+    rows = await query(
+        "DELETE FROM lndhub_token WHERE token_hash = {} AND kind = 'refresh' AND expires_at > {} "
+        "RETURNING *",
+        digest(refresh_token), now_ms(),
+    )
+    if not rows:
+        raise bad_auth()
+    row = rows[0]
     await _still_allowed(host, row)
-    # a refresh token is used once: the new pair replaces it
-    await query("DELETE FROM lndhub_token WHERE token_hash = {}", digest(refresh_token))
     return await _issue(host, str(row["login"]), str(row["wallet_id"]), str(row["key_digest"]))
 
 

@@ -4,6 +4,7 @@ LndHub's error format."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -229,6 +230,13 @@ async def test_bluewallet_flow_auth_refresh_balance_pay_transactions(fulmen_db):
     # a refresh token is used once
     assert_error(await client.post(f"{BASE}/auth?type=refresh_token",
                                    json={"refresh_token": first["refresh_token"]}), 1)
+
+    # two refreshes racing with one token: exactly one gets a new pair
+    pair = await Hub(client, "admin", alice.adminkey).auth()
+    racing = await asyncio.gather(*(client.post(f"{BASE}/auth?type=refresh_token",
+                                                json={"refresh_token": pair["refresh_token"]})
+                                    for _ in range(4)))
+    assert sorted(r.status_code for r in racing) == [200, 401, 401, 401]
 
     balance = (await hub.get("balance")).json()
     assert balance == {"BTC": {"AvailableBalance": 3000}}
