@@ -32,6 +32,7 @@ from . import shapes, tokens
 from .errors import (
     BAD_ARGUMENTS,
     IN_TRANSIT,
+    NODE_FAILURE,
     NOT_A_VALID_INVOICE,
     NOT_ENOUGH_BALANCE,
     PAYMENT_FAILED,
@@ -244,11 +245,14 @@ async def addinvoice(host: Host, session: Session, request: Request) -> dict[str
     expiry = whole(data.get("expiry"), "expiry", 3600, 31 * 24 * 3600)
     if expiry == 0:
         raise bad_arguments("expiry must be at least 1 second")
-    payment = await host.payments.create_invoice(
-        wallet_auth(session),
-        InvoiceRequest(amount_msat=amount * 1000, memo=memo, expiry=expiry,
-                       description_hash=description_hash, extra={"tag": "lndhub"}),
-    )
+    try:
+        payment = await host.payments.create_invoice(
+            wallet_auth(session),
+            InvoiceRequest(amount_msat=amount * 1000, memo=memo, expiry=expiry,
+                           description_hash=description_hash, extra={"tag": "lndhub"}),
+        )
+    except PaymentFailed as exc:  # the node could not make the invoice
+        raise LndHubError(NODE_FAILURE, exc.detail, 503) from None
     return {
         "r_hash": shapes.buffer(payment.payment_hash),
         "payment_hash": payment.payment_hash,

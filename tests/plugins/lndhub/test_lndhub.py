@@ -14,7 +14,7 @@ import bolt11
 import httpx
 import pytest
 from fulmen import query
-from fulmen.funding import PaymentState, PaymentStatus
+from fulmen.funding import FundingError, PaymentState, PaymentStatus
 from fulmen.funding.fake import FakeWallet
 
 BASE = "/lndhub/ext"
@@ -27,6 +27,13 @@ class PayingNode(FakeWallet):
         super().__init__("22" * 32)
         self.fee_msat = fee_msat
         self.fail_with: str | None = None
+        self.down = False
+
+    async def create_invoice(self, amount_msat: int, memo: str, description_hash: bytes | None,
+                             expiry: int) -> Any:
+        if self.down:
+            raise FundingError("the node is down")
+        return await super().create_invoice(amount_msat, memo, description_hash, expiry)
 
     async def pay_invoice(self, bolt11: str, fee_limit_msat: int) -> PaymentStatus:
         if self.fail_with:
@@ -188,6 +195,11 @@ async def test_failed_payout_is_an_error_and_nothing_is_debited(fulmen_db):
     assert_error(await hub.post("payinvoice", {"invoice": "lnbc1notaninvoice"}), 4)
     assert_error(await hub.post("payinvoice", {}), 8)
     assert await fulmen_db.balance(shop) == 5_000_000
+
+    # the node cannot make an invoice: code 7, not a 200 and not a 500
+    node.down = True
+    r = await hub.post("addinvoice", {"amt": 10})
+    assert r.status_code == 503 and assert_error(r, 7)
 
 
 async def test_getuserinvoices_keeps_an_old_open_invoice(fulmen):
