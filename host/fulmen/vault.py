@@ -234,3 +234,24 @@ class VaultBackedSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return vault_sources(settings_cls, init_settings, env_settings, dotenv_settings,
                              file_secret_settings)
+
+
+#: at most one re-read of Vault per this many seconds for a refused admin key
+ADMIN_REREAD_INTERVAL = 10.0
+_admin_reread_at = 0.0
+
+
+def rotated_admin_key(current: str) -> str | None:
+    """When an admin credential is refused and the admin key comes from Vault:
+    read Vault again (at most every ADMIN_REREAD_INTERVAL seconds, so bad
+    tokens cannot flood it) and return its ADMIN_KEY if it changed."""
+    global _admin_reread_at
+    store = vault_store()
+    if store is None or "ADMIN_KEY" not in store.read():
+        return None
+    now = time.monotonic()
+    if now - _admin_reread_at < ADMIN_REREAD_INTERVAL:
+        return None
+    _admin_reread_at = now
+    key = store.read(force=True).get("ADMIN_KEY")
+    return key if key and key != current else None

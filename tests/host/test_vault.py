@@ -297,3 +297,32 @@ async def test_rotated_key_is_picked_up_and_vault_down_while_running(
             assert await eventually(credited), "the paid invoice was not noticed"
     finally:
         upstream.stop()
+
+
+def test_admin_key_from_vault_and_rotated_there(bao, vault_env, tmp_path):
+    """A server whose admin key is in Vault; the key is rotated in Vault: the new
+    one is accepted (Vault read again on the refusal), the old one no longer."""
+    bao.write({"ADMIN_KEY": "admin-one-0123456789"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FULMEN_")}
+    env.update(FULMEN_VAULT_ADDRESS=bao.address, FULMEN_VAULT_TOKEN=bao.root_token,
+               FULMEN_DATA_DIR=str(tmp_path / "data"), FULMEN_PLUGINS="none")
+    server = ServerProcess(env, log_path=tmp_path / "server.log")
+    server.start()
+    try:
+        def admin_call(key: str) -> int:
+            return httpx.get(f"{server.url}/admin/api/v1/plugins",
+                             headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
+
+        assert admin_call("admin-one-0123456789") == 200
+        assert not (tmp_path / "data" / "admin_key").exists()  # never written to disk
+        bao.write({"ADMIN_KEY": "admin-two-9876543210"})
+        assert admin_call("admin-two-9876543210") == 200
+        assert admin_call("admin-one-0123456789") == 401
+        # a flood of bad tokens reads Vault at most once per 10 s: still answered at once
+        started = time.monotonic()
+        assert all(admin_call(f"bad-{i}") == 401 for i in range(20))
+        assert time.monotonic() - started < 10
+        log = (tmp_path / "server.log").read_text()
+        assert "admin-two-9876543210" not in log and "admin-one-0123456789" not in log
+    finally:
+        server.stop()
