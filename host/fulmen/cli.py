@@ -222,4 +222,10 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    build_cli()(prog_name="fulmen")
+    from .vault import VaultUnavailable
+
+    try:
+        build_cli()(prog_name="fulmen")
+    except VaultUnavailable as exc:
+        click.echo(f"fulmen: cannot start: {exc}", err=True)
+        sys.exit(2)

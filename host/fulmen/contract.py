@@ -54,6 +54,8 @@ class PublicSettings:
     default_invoice_expiry: int
     allow_signup: bool
     allow_private_addresses: bool
+    #: the funding node's public key (hex), "" when the source does not say
+    node_pubkey: str = ""
 
 
 class Wallets(Protocol):
@@ -62,8 +64,19 @@ class Wallets(Protocol):
 
     async def list_for_account(self, account_id: str) -> list[Wallet]: ...
 
+    async def balance(self, wallet_id: str) -> int:
+        """The wallet's balance in msat."""
+
     async def authenticate_key(self, key: str) -> WalletAuth:
         """The wallet and key kind an API key opens (401 `Unauthorized` if none)."""
+
+    def key_digest(self, key: str) -> str:
+        """A one-way digest of a wallet key, for a plugin that issues its own
+        credentials from a key and must stop honouring them once the key is
+        rotated or its wallet deleted."""
+
+    async def authenticate_key_digest(self, digest: str) -> WalletAuth:
+        """`authenticate_key` for a key known only by its `key_digest`."""
 
 
 class Payments(Protocol):
@@ -80,6 +93,14 @@ class Payments(Protocol):
         With `idempotency_key`, a repeated call returns the first transfer."""
 
     async def find_by_hash(self, payment_hash: str, wallet_id: str | None = None) -> list[Payment]: ...
+
+    async def get_by_id(self, payment_id: int) -> Payment: ...
+
+    async def list_for_wallet(self, wallet_id: str, *, out: bool | None = None,
+                              status: str | None = None, open_or_settled_since: int | None = None,
+                              limit: int = 100, offset: int = 0) -> list[Payment]:
+        """A wallet's payments, newest first (`open_or_settled_since`, Unix ms:
+        only invoices still pending or that changed since then)."""
 
 
 class Events(Protocol):

@@ -524,6 +524,35 @@ class PaymentService:
             )
         return [Payment.from_row(r) for r in rows]
 
+    async def list_for_wallet(
+        self,
+        wallet_id: str,
+        *,
+        out: bool | None = None,
+        status: str | None = None,
+        open_or_settled_since: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Payment]:
+        """A wallet's payments, newest first. `open_or_settled_since` (Unix ms)
+        keeps only invoices still pending or that changed (were paid) since then."""
+        clauses, args = ["wallet_id = {}"], [wallet_id]
+        if out is not None:
+            clauses.append("out = {}")
+            args.append(out)
+        if status is not None:
+            clauses.append("status = {}")
+            args.append(status)
+        if open_or_settled_since is not None:
+            clauses.append("(status = 'pending' OR updated_at >= {})")
+            args.append(open_or_settled_since)
+        rows = await query(
+            "SELECT * FROM fulmen_payment WHERE " + " AND ".join(clauses)
+            + " ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}",
+            *args, limit, offset,
+        )
+        return [Payment.from_row(r) for r in rows]
+
     # --- the building blocks -----------------------------------------------------
 
     async def _change_balance(self, wallet_id: str, delta: int) -> int:

@@ -16,10 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from .vault import VaultBackedSettings
 
 
-class Settings(BaseSettings):
+class Settings(VaultBackedSettings):
     model_config = SettingsConfigDict(
         env_prefix="FULMEN_", env_file=".env", extra="ignore", populate_by_name=True
     )

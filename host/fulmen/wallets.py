@@ -21,11 +21,22 @@ class WalletService:
     async def authenticate_key(self, key: str) -> WalletAuth:
         """Resolve an X-Api-Key. The lookup is by the key's hash (an indexed
         equality on a digest), so the plaintext is never compared."""
+        return await self.authenticate_key_digest(key_hash(key))
+
+    @staticmethod
+    def key_digest(key: str) -> str:
+        """A one-way digest of a wallet key, for a plugin that issues its own
+        credentials from a key and must stop honouring them once the key is
+        rotated or its wallet deleted (see `authenticate_key_digest`)."""
+        return key_hash(key)
+
+    async def authenticate_key_digest(self, digest: str) -> WalletAuth:
+        """`authenticate_key` for a key known only by its `key_digest`."""
         rows = await query(
             "SELECT k.wallet_id, k.kind, w.account_id FROM fulmen_api_key k "
             "JOIN fulmen_wallet w ON w.id = k.wallet_id "
             "WHERE k.key_hash = {} AND NOT w.deleted",
-            key_hash(key),
+            digest,
         )
         if not rows:
             raise Unauthorized("Invalid API key.")

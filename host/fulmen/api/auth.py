@@ -5,6 +5,7 @@ Unknown credential: 401. Known but the wrong kind for the call: 403.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Awaitable, Callable
 
 from litestar import Request
@@ -68,12 +69,22 @@ async def account_id(request: Request) -> str:
     return await host_of(request).wallets.authenticate_account(token)
 
 
-def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     token = bearer_of(connection)
     if not token:
         raise Unauthorized("Missing admin credential: send Authorization: Bearer <admin key>.")
-    if not host_of(connection).check_admin(token):
-        raise Unauthorized("Invalid admin credential.")
+    host = host_of(connection)
+    if host.check_admin(token):
+        return
+    # the admin key may have been rotated in Vault: read it again (rate-limited)
+    from ..vault import rotated_admin_key
+
+    rotated = await asyncio.to_thread(rotated_admin_key, host.admin_key)
+    if rotated is not None:
+        host.admin_key = rotated
+        if host.check_admin(token):
+            return
+    raise Unauthorized("Invalid admin credential.")
 
 
 GuardFn = Callable[[ASGIConnection, BaseRouteHandler], Any | Awaitable[Any]]

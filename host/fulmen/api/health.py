@@ -22,6 +22,25 @@ def failed(what: str, exc: BaseException) -> str:
     return "error"
 
 
+def vault_check() -> Any:
+    """With Vault configured: a coroutine reading it again, true when it failed."""
+    from ..vault import vault_store
+
+    store = vault_store()
+    if store is None:
+        return None
+
+    async def check() -> bool:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(store.read, True), 5)
+        except Exception as exc:  # noqa: BLE001 - any failure to read Vault
+            failed("vault", exc)
+            return True
+        return store.error is not None
+
+    return check()
+
+
 @get("/health")
 async def health() -> dict[str, str]:
     """Liveness: the process answers. Touches nothing else."""
@@ -62,6 +81,12 @@ async def ready(request: Request) -> Response[dict[str, Any]]:
             checks["funding_source"] = "ok"
     except Exception as exc:
         checks["funding_source"] = failed("funding source", exc)
+    vault = vault_check()
+    if vault is not None:
+        checks["vault"] = "ok"  # the host runs on the credentials it read earlier
+        if await vault:
+            note = "vault: unreachable, using the credentials read earlier"
+            degraded = "; ".join(filter(None, [degraded, note]))
     ok = host.started and all(v == "ok" for v in checks.values())
     body: dict[str, Any] = {"status": ("degraded" if degraded else "ready") if ok else "not ready",
                             "checks": checks}

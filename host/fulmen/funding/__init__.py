@@ -44,7 +44,16 @@ def _make(name: str, settings: Settings) -> FundingSource:
             f"Unknown funding source {name!r}; choose one of {', '.join(sorted(BACKENDS))}"
         ) from None
     module_name, factory = target.split(":")
-    return getattr(importlib.import_module(module_name), factory)(settings)
+    make = getattr(importlib.import_module(module_name), factory)
+    from ..vault import vault_store
+
+    store = vault_store()
+    if store is not None and name != "fake":
+        # credentials from Vault: read again and rebuilt when the node refuses them
+        from .vault_renew import VaultRenewingFunding
+
+        return VaultRenewingFunding(lambda: make(settings), store)
+    return make(settings)
 
 
 __all__ = [

@@ -24,8 +24,9 @@ from typing import Any
 
 import bolt11 as bolt11_lib
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from ..vault import VaultBackedSettings
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 from .http import (
     Backoff,
@@ -43,7 +44,7 @@ from .http import (
 log = logging.getLogger("fulmen.funding.cln")
 
 
-class ClnSettings(BaseSettings):
+class ClnSettings(VaultBackedSettings):
     model_config = SettingsConfigDict(env_prefix="FULMEN_CLN_", env_file=".env", extra="ignore")
 
     url: str = "https://127.0.0.1:3010"

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from ..vault import VaultBackedSettings
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 from .http import (
     UNSURE_4XX,
@@ -38,7 +39,7 @@ from .http import (
 log = logging.getLogger("fulmen.funding.eclair")
 
 
-class EclairSettings(BaseSettings):
+class EclairSettings(VaultBackedSettings):
     model_config = SettingsConfigDict(env_prefix="FULMEN_ECLAIR_", env_file=".env", extra="ignore")
 
     url: str = "http://127.0.0.1:8080"

@@ -20,8 +20,9 @@ from typing import Any
 
 import bolt11 as bolt11_lib
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from ..vault import VaultBackedSettings
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 from .http import (
     UNSURE_4XX,
@@ -39,7 +40,7 @@ from .http import (
 log = logging.getLogger("fulmen.funding.lnbits")
 
 
-class LnbitsSettings(BaseSettings):
+class LnbitsSettings(VaultBackedSettings):
     model_config = SettingsConfigDict(env_prefix="FULMEN_LNBITS_", env_file=".env", extra="ignore")
 
     url: str = ""

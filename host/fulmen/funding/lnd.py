@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from ..vault import VaultBackedSettings
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
 from .http import (
     Backoff,
@@ -45,7 +46,7 @@ from .http import (
 log = logging.getLogger("fulmen.funding.lnd")
 
 
-class LndSettings(BaseSettings):
+class LndSettings(VaultBackedSettings):
     model_config = SettingsConfigDict(env_prefix="FULMEN_LND_", env_file=".env", extra="ignore")
 
     url: str = "https://127.0.0.1:8080"

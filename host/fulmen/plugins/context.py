@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from ..wallets import WalletService
 
 
-def public_settings(settings: Settings) -> PublicSettings:
+def public_settings(settings: Settings, node_pubkey: str = "") -> PublicSettings:
     return PublicSettings(
+        node_pubkey=node_pubkey,
         data_dir=settings.data_dir, network=settings.network,
         max_invoice_msat=settings.max_invoice_msat,
         default_invoice_expiry=settings.default_invoice_expiry,
@@ -48,8 +49,17 @@ class _Wallets:
     async def list_for_account(self, account_id: str) -> list[Wallet]:
         return await self._service.list_for_account(account_id)
 
+    async def balance(self, wallet_id: str) -> int:
+        return await self._service.balance(wallet_id)
+
     async def authenticate_key(self, key: str) -> WalletAuth:
         return await self._service.authenticate_key(key)
+
+    def key_digest(self, key: str) -> str:
+        return self._service.key_digest(key)
+
+    async def authenticate_key_digest(self, digest: str) -> WalletAuth:
+        return await self._service.authenticate_key_digest(digest)
 
 
 class _Payments:
@@ -73,6 +83,17 @@ class _Payments:
 
     async def find_by_hash(self, payment_hash: str, wallet_id: str | None = None) -> list[Payment]:
         return await self._service.find_by_hash(payment_hash, wallet_id)
+
+    async def get_by_id(self, payment_id: int) -> Payment:
+        return await self._service.get_by_id(payment_id)
+
+    async def list_for_wallet(self, wallet_id: str, *, out: bool | None = None,
+                              status: str | None = None, open_or_settled_since: int | None = None,
+                              limit: int = 100, offset: int = 0) -> list[Payment]:
+        return await self._service.list_for_wallet(
+            wallet_id, out=out, status=status, open_or_settled_since=open_or_settled_since,
+            limit=limit, offset=offset,
+        )
 
 
 class _Events:
@@ -103,9 +124,10 @@ class PluginContext:
         spawn: Callable[[Coroutine[Any, Any, Any], str | None], asyncio.Task[Any]],
         base_url: Callable[[Request[Any, Any, Any] | None], str],
         serving: Callable[[str], bool],
+        node_pubkey: str = "",
     ) -> None:
         self.plugin_id = plugin_id
-        self.settings = public_settings(settings)
+        self.settings = public_settings(settings, node_pubkey)
         self.wallets = _Wallets(wallets)
         self.payments = _Payments(payments)
         self.events = _Events(events)
