@@ -13,7 +13,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
 from . import metrics
-from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
+from .api import admin, events, health, lnurl, payments, rates, wallets, web, webhooks
 from .errors import FulmenError
 from .host import Host
 from .plugins import call_setup_hook
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
         route_handlers=[
             *health.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
             *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES, *metrics.ROUTES,
+            *rates.ROUTES,
             *plugin_routers(host),
         ],
         lifespan=[lifespan],

@@ -3,7 +3,7 @@
 Plugins receive this object in their hooks. Its public attributes are part
 of the plugin contract: `settings`, `engine`, `wallets`, `payments`, `funding`,
 `plugin_id_of()`, `spawn()`, `base_url()`, `http` (outbound client with the
-safety rules), `events`.
+safety rules), `events`, `rates` (exchange rates and fiat conversions).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .keys import same
 from .net import SafeHttp
 from .payments import PaymentService
 from .piccolo_app import APP_CONFIG as CORE_APP
+from .rates import RateService
 from .plugins import (
     PluginError,
     PluginInfo,
@@ -74,6 +75,7 @@ class Host:
         self.wallets = WalletService(self.engine)
         self.payments = PaymentService(settings, self.engine, self.funding, self.hooks)
         self.http = SafeHttp.from_settings(settings)
+        self.rates = RateService.from_settings(settings, self.http)
         # Events and webhooks (fulmen/events.py, fulmen/webhooks.py).
         self.events = EventBus(self)
         self.webhooks = WebhookService(self)
@@ -174,6 +176,7 @@ class Host:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.funding.close()
+        await self.rates.close()
         await self.http.close()
         await db.close_engine(self.engine)
 
