@@ -27,6 +27,7 @@ from .fields import json_field, outbound_url_field, text_field
 from .hookspecs import hookimpl
 from .host import Host
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
+from .rates import Quote, RateService, RateUnavailable, check_currency, parse_fiat
 from .version import __version__
 
 __all__ = [
@@ -43,15 +44,20 @@ __all__ = [
     "Payment",
     "PaymentFailed",
     "PaymentRejected",
+    "Quote",
+    "RateService",
+    "RateUnavailable",
     "Unauthorized",
     "Wallet",
     "WalletAuth",
     "__version__",
+    "check_currency",
     "ddl_migration",
     "hookimpl",
     "json_field",
     "now_ms",
     "outbound_url_field",
+    "parse_fiat",
     "query",
     "require_wallet_key",
     "run_ddl",
