@@ -61,7 +61,7 @@ class FakeProviders:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeProviders":
+    def __enter__(self) -> FakeProviders:
         self.thread.start()
         return self
 
@@ -76,19 +76,21 @@ class FakeProviders:
 
     def price(self, path: str, value: Any, delay: float = 0.0) -> None:
         """Answer `{"data": {"rates": {"USD": value, ...}}}` (the coinbase shape)."""
-        self.json(path, {"data": {"currency": "BTC", "rates": {"USD": str(value), "EUR": str(value)}}},
-                  delay=delay)
+        rates = {"USD": str(value), "EUR": str(value)}
+        self.json(path, {"data": {"currency": "BTC", "rates": rates}}, delay=delay)
 
     def json(self, path: str, document: Any, delay: float = 0.0) -> None:
         self.routes[path] = Behaviour(json.dumps(document).encode(), delay=delay)
 
-    def raw(self, path: str, body: bytes, status: int = 200, content_type: str = "text/html") -> None:
+    def raw(self, path: str, body: bytes, status: int = 200,
+            content_type: str = "text/html") -> None:
         self.routes[path] = Behaviour(body, status=status, content_type=content_type)
 
     def down(self, path: str) -> None:
         self.routes[path] = Behaviour(b'{"error": "maintenance"}', status=500)
 
-    def provider(self, name: str, path: str, json_path: str = "data.rates.{CURRENCY}") -> dict[str, Any]:
+    def provider(self, name: str, path: str,
+                 json_path: str = "data.rates.{CURRENCY}") -> dict[str, Any]:
         """A FULMEN_RATES_CUSTOM_PROVIDERS entry for one of the paths."""
         return {"name": name, "url": self.url(path), "path": json_path}
 

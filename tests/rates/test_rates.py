@@ -65,7 +65,9 @@ def test_every_builtin_adapter_parses_its_recorded_answer() -> None:
     assert not BUILTIN_PROVIDERS["bitstamp"].supports("JPY")
 
 
-async def test_builtin_adapters_over_http_give_the_median(fulmen: Any, fakes: FakeProviders) -> None:
+async def test_builtin_adapters_over_http_give_the_median(
+    fulmen: Any, fakes: FakeProviders
+) -> None:
     """The real adapters' JSON paths, fetched from fake servers answering in their shape."""
     providers = []
     for name in ("coinbase", "kraken", "bitstamp", "coingecko", "blockchain"):
@@ -235,7 +237,8 @@ async def test_currencies_rate_and_conversion(fulmen: Any) -> None:
     assert "USD" in codes and "EUR" in codes and "JPY" in codes
     assert "BTC" not in codes and "XAU" not in codes
     assert all(re.fullmatch("[A-Z]{3}", code) for code in codes)
-    r = await c.post("/api/v1/conversion", json={"from": "sat", "amount": 1000, "to": "usd,JPY,BHD"})
+    r = await c.post("/api/v1/conversion",
+                     json={"from": "sat", "amount": 1000, "to": "usd,JPY,BHD"})
     assert r.status_code == 200, r.text
     assert r.json() == {"sats": 1000, "msat": 1_000_000, "BTC": 1e-05, "USD": 0.5, "JPY": 75.0,
                         "BHD": 0.2}

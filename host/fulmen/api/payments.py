@@ -76,7 +76,7 @@ async def fiat_amount(host: Host, data: dict[str, Any]) -> tuple[int, dict[str, 
     """`unit` a currency code: the msat of `amount` at the current rate and
     LNbits's `extra` fields recording it. None for sat/msat."""
     unit = data.get("unit")
-    if unit is None or unit in ("sat", "msat"):
+    if unit is None or unit in ("", "sat", "msat"):
         return None
     if not isinstance(unit, str):
         raise BadRequest("unit must be sat, msat or a currency code such as USD")

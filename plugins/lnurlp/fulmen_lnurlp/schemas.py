@@ -77,7 +77,8 @@ def check_pricing(data: dict[str, Any], current: dict[str, Any] | None,
     sent = set(data)
     if current is not None and not sent & {"currency", "fiat_base_multiplier"}:
         return False
-    before = (current or {}).get("currency"), int((current or {}).get("fiat_base_multiplier") or 100)
+    old = current or {}
+    before = old.get("currency"), int(old.get("fiat_base_multiplier") or 100)
     currency = data.get("currency", before[0])
     merged["currency"] = None if currency in SAT_CURRENCIES else check_currency(currency)
     multiplier = data.get("fiat_base_multiplier", before[1])

@@ -92,7 +92,8 @@ async def test_changing_the_unit_needs_new_bounds(fulmen: Any) -> None:
                           json={"description": "Tea", "min": 100, "max": 200})
     link = r.json()
     assert link["currency"] is None and link["min"] == 100
-    r = await client.put(f"{API}/{link['id']}", headers=shop.admin_headers, json={"currency": "EUR"})
+    r = await client.put(f"{API}/{link['id']}", headers=shop.admin_headers,
+                         json={"currency": "EUR"})
     assert r.status_code == 400 and "min" in r.json()["detail"]
     r = await client.put(f"{API}/{link['id']}", headers=shop.admin_headers,
                          json={"currency": "EUR", "min": 0.5, "max": 2.25})
