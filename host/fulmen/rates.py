@@ -398,9 +398,16 @@ class RateService:
                 cached = shared
                 if shared.age() < self.ttl:
                     return shared
+            if not await self._claim_refresh(currency):
+                # Another process is fetching this rate now: use what it stores.
+                shared = await self._wait_for_shared(currency)
+                if shared is not None:
+                    self._remember(shared)
+                    return shared
             try:
                 fresh = await self._fetch(currency)
             except ValueError as exc:
+                await self._release_refresh(currency)
                 if cached and cached.age() < self.max_age:
                     log.warning("rate %s: refresh failed (%s); using the rate of %.0f s ago",
                                 currency, exc, cached.age())
@@ -500,6 +507,45 @@ class RateService:
             log.warning("shared rate cache unavailable: %r", exc)
             return None
 
+    async def _claim_refresh(self, currency: str) -> bool:
+        """One process at a time refreshes a rate (a short Redis lease);
+        True without Redis, or when Redis cannot be reached."""
+        try:
+            client = await self._client()
+            if client is None:
+                return True
+            lease_ms = int((self.timeout + 1) * 1000)
+            return bool(await client.set(self.redis_prefix + "refresh:" + currency, "1",
+                                         nx=True, px=lease_ms))
+        except Exception as exc:
+            log.warning("shared rate cache unavailable: %r", exc)
+            return True
+
+    async def _wait_for_shared(self, currency: str) -> Quote | None:
+        """The rate the refreshing process stores, if it does within its lease."""
+        deadline = time.monotonic() + self.timeout + 1
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            shared = await self._read_shared(currency)
+            if shared is not None and shared.age() < self.ttl:
+                return shared
+            try:
+                client = await self._client()
+                if not await client.exists(self.redis_prefix + "refresh:" + currency):
+                    return None  # it gave up (its providers failed): fetch here
+            except Exception as exc:
+                log.warning("shared rate cache unavailable: %r", exc)
+                return None
+        return None
+
+    async def _release_refresh(self, currency: str) -> None:
+        try:
+            client = await self._client()
+            if client is not None:
+                await client.delete(self.redis_prefix + "refresh:" + currency)
+        except Exception as exc:
+            log.warning("shared rate cache unavailable: %r", exc)
+
     async def _write_shared(self, quote: Quote) -> None:
         try:
             client = await self._client()
@@ -508,3 +554,4 @@ class RateService:
                                  ex=max(1, int(self.max_age)))
         except Exception as exc:
             log.warning("shared rate cache unavailable: %r", exc)
+        await self._release_refresh(quote.currency)

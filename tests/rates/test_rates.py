@@ -288,3 +288,13 @@ async def test_wallet_display_currency_and_fiat_balance(fulmen: Any) -> None:
     assert fiat["rate_age"] == 0.0 and fiat["manual"] is True
     r = await c.patch("/api/v1/wallet", headers=w.admin_headers, json={"currency": ""})
     assert r.status_code == 200 and r.json()["currency"] is None
+
+
+async def test_concurrent_requests_on_a_cold_cache_ask_each_provider_once(
+    fulmen: Any, fakes: FakeProviders
+) -> None:
+    fakes.price("/cold", 45000, delay=0.3)
+    c = await fulmen.start(**settings_for([fakes.provider("cold", "/cold")]))
+    results = await asyncio.gather(*(c.get("/api/v1/rate/EUR") for _ in range(20)))
+    assert {r.json()["price"] for r in results} == {45000.0}
+    assert fakes.hits["/cold"] == 1

@@ -57,11 +57,18 @@ async def test_two_processes_share_the_cached_rate(
             assert conv[0] == conv[1] == {"USD": 7.0, "sats": 10000, "msat": 10_000_000,
                                           "BTC": 0.0001}
             assert fakes.hits["/shared"] == 1
+            # A cold cache asked in both processes at once: one of them fetches,
+            # the other waits for what it stores (a short Redis lease).
+            fakes.price("/shared", 72000, delay=0.5)
+            answers = await asyncio.gather(*(c.get(servers[i % 2].url + "/api/v1/rate/EUR")
+                                             for i in range(8)))
+            assert {r.json()["price"] for r in answers} == {72000.0}, [r.text for r in answers]
+            assert fakes.hits["/shared"] == 2
     finally:
         for s in servers:
             s.stop()
         import redis.asyncio as aioredis
 
         client = aioredis.from_url(redis_url)
-        await client.delete(prefix + "USD")
+        await client.delete(prefix + "USD", prefix + "EUR")
         await client.aclose()
