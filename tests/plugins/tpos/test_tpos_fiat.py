@@ -99,3 +99,10 @@ async def test_terminal_page_keypad_in_the_currency(fulmen: Any) -> None:
         public = json.loads(re.search(r"const tpos = (\{.*?\});", page).group(1))
         assert public["decimals"] == decimals and public["fiat"] is (t is not sats)
     assert "amount_fiat" in page  # the page sends fiat amounts for fiat terminals
+    r = await client.put(f"{API}/{eur['id']}/items", headers=shop.admin_headers,
+                         json={"items": [{"title": "Espresso", "price": 2.5},
+                                         {"title": "Old", "price": 9, "disabled": True}]})
+    assert r.status_code == 200, r.text
+    page = (await client.get(f"/tpos/{eur['id']}")).text
+    assert "Espresso · 2.50 EUR" in page and 'data-price="2.5"' in page
+    assert "Old" not in page
