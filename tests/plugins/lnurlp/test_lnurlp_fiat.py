@@ -100,6 +100,10 @@ async def test_changing_the_unit_needs_new_bounds(fulmen: Any) -> None:
     assert r.status_code == 200, r.text
     link = r.json()
     assert (link["min"], link["max"], link["currency"]) == (0.5, 2.25, "EUR")
+    page = (await client.get(f"/lnurlp/link/{link['id']}")).text
+    assert "0.5 to 2.25 EUR" in page
+    public = (await client.get(f"{API}/public/{link['id']}")).json()
+    assert (public["min"], public["max"], public["currency"]) == (0.5, 2.25, "EUR")
     # Sending the whole link back changes nothing.
     r = await client.put(f"{API}/{link['id']}", headers=shop.admin_headers, json=link)
     assert r.status_code == 200 and (r.json()["min"], r.json()["max"]) == (0.5, 2.25)
