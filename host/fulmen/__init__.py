@@ -27,6 +27,7 @@ from .contract import PaymentFilter, PluginHost, PublicSettings
 from .fields import json_field, outbound_url_field, text_field
 from .hookspecs import hookimpl
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
+from .rates import Quote, RateService, RateUnavailable, check_currency, parse_fiat
 from .version import __version__
 from .wallet_transfer import import_objects
 
@@ -46,16 +47,21 @@ __all__ = [
     "PaymentRejected",
     "PluginHost",
     "PublicSettings",
+    "Quote",
+    "RateService",
+    "RateUnavailable",
     "Unauthorized",
     "Wallet",
     "WalletAuth",
     "__version__",
+    "check_currency",
     "ddl_migration",
     "hookimpl",
     "import_objects",
     "json_field",
     "now_ms",
     "outbound_url_field",
+    "parse_fiat",
     "query",
     "require_wallet_key",
     "run_ddl",

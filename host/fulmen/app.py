@@ -12,9 +12,19 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
-from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
+from .api import (
+    admin,
+    events,
+    health,
+    lnurl,
+    payments,
+    rates,
+    wallet_transfer,
+    wallets,
+    web,
+    webhooks,
+)
 from .contract import PluginHost
-from .api import wallet_transfer
 from .errors import FulmenError
 from .host import Host
 from .settings import Settings
@@ -98,7 +108,7 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
     app = Litestar(
         route_handlers=[
             *health.ROUTES, *wallet_transfer.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
-            *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES,
+            *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES, *rates.ROUTES,
             *plugin_routers(host),
         ],
         lifespan=[lifespan],

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from .events import HashSubscription, WalletSubscription
     from .models import InvoiceRequest, Payment, Wallet, WalletAuth
+    from .rates import RateService
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ class PluginHost(Protocol):
     events: Events
     http: Http
     jobs: Jobs
+    #: exchange rates and fiat conversions (fulmen/rates.py); never a guessed rate
+    rates: RateService
 
     def base_url(self, request: Request[Any, Any, Any] | None = None) -> str:
         """The host's public URL, for links in LNURL answers (no trailing /)."""

@@ -32,6 +32,7 @@ from .payments import PaymentService
 from .plugins import Plugin, discover
 from .plugins.context import PluginContext
 from .plugins.registry import PluginRegistry
+from .rates import RateService
 from .secret_files import read_or_create_secret
 from .settings import Settings
 from .settlement import Settlement, Wakers
@@ -63,6 +64,7 @@ class Host:
         self.funding = funding or make_funding_source(settings)
         self.admin_key, self.admin_key_created = load_admin_key(settings)
         self.http = SafeHttp.from_settings(settings)
+        self.rates = RateService.from_settings(settings, self.http)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._contexts: dict[str, PluginContext] = {}
@@ -100,7 +102,7 @@ class Host:
             context = PluginContext(
                 plugin_id, self.settings, self.wallets, self.payments, self.events, self.http,
                 self.jobs.for_plugin(plugin_id), self.spawn, self.base_url, self.registry.serving,
-                node_pubkey=str(getattr(self.funding, "pubkey", "") or ""),
+                self.rates, node_pubkey=str(getattr(self.funding, "pubkey", "") or ""),
             )
             self._contexts[plugin_id] = context
         return context
@@ -159,6 +161,7 @@ class Host:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.funding.close()
+        await self.rates.close()
         await self.http.close()
         await db.close_engine(self.engine)
 

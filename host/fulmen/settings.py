@@ -73,6 +73,17 @@ class Settings(VaultBackedSettings):
     allow_private_addresses: bool = False
     allow_insecure_http_hosts: str = ""  # comma-separated hosts allowed over plain http
 
+    # Exchange rates (fulmen/rates.py, docs/operations.md "Exchange rates").
+    rates_providers: str = "coinbase,kraken,bitstamp,coingecko,blockchain"
+    rates_custom_providers: str = ""  # JSON list of {name, url, path, currencies?}
+    rates_manual: str = ""  # pinned prices of 1 BTC: "USD=65000,EUR=60000"
+    rates_ttl: float = 60.0
+    rates_max_age: float = 600.0  # older rates are never used: 503
+    rates_timeout: float = 5.0
+    rates_max_spread: float = 0.02  # answers further than this from the median are dropped
+    rates_failure_backoff: float = 30.0  # first wait after a provider fails; doubles, <= 600 s
+    rates_redis_prefix: str = "fulmen:rate:"
+
     reconcile_interval: float = 30.0
     log_level: str = "INFO"
 

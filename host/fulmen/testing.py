@@ -192,6 +192,7 @@ class Fulmen:
             "allow_private_addresses": True,
             "reconcile_interval": 3600.0,
             "db_pool_min_size": 2,  # many short-lived hosts: open connections as needed
+            "rates_providers": "",  # tests never ask the internet for a rate
             **settings,
         }
         cfg = Settings(**values)

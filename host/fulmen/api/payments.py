@@ -18,6 +18,7 @@ from ..errors import BadRequest, NotFound
 from ..history import HistoryQuery
 from ..host import Host
 from ..models import InvoiceRequest, Payment, WalletAuth
+from ..rates import check_currency, parse_fiat
 from . import body
 from .auth import api_key_of, authenticate, require_wallet_key
 
@@ -50,19 +51,48 @@ async def create_payment(request: Request, data: dict[str, Any]) -> dict[str, An
         return payment.to_lnbits()
 
     wallet = await authenticate(request, "invoice")
+    extra = body.extra(data)
+    fiat = await fiat_amount(host, data)
+    if fiat is not None:  # the msat amount is fixed now, at this rate
+        amount_msat, extra = fiat[0], {**extra, **fiat[1]}
+    else:
+        amount_msat = body.amount_msat(data)
     invoice = InvoiceRequest(
-        amount_msat=body.amount_msat(data),
+        amount_msat=amount_msat,
         memo=memo(data),
         expiry=body.integer(data, "expiry", host.settings.default_invoice_expiry, minimum=1,
                             maximum=MAX_EXPIRY) or host.settings.default_invoice_expiry,
         webhook=body.text(data, "webhook", max_len=2048),
-        extra=body.extra(data),
+        extra=extra,
         description_hash=description_hash(data),
     )
     if invoice.webhook:
         await host.http.check_url(invoice.webhook)  # refuse an unsafe URL now, not at payment
     payment = await host.payments.create_invoice(wallet, invoice)
     return payment.to_lnbits()
+
+
+async def fiat_amount(host: Host, data: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """`unit` a currency code: the msat of `amount` at the current rate and
+    LNbits's `extra` fields recording it. None for sat/msat."""
+    unit = data.get("unit")
+    if unit is None or unit in ("", "sat", "msat"):
+        return None
+    if not isinstance(unit, str):
+        raise BadRequest("unit must be sat, msat or a currency code such as USD")
+    currency = check_currency(unit, "unit")
+    if "amount" not in data or data["amount"] is None:
+        raise BadRequest("amount is required")
+    amount = parse_fiat(data["amount"], currency)
+    quote = await host.rates.quote(currency)
+    msat = quote.to_msat(amount)
+    if msat <= 0:
+        raise BadRequest(f"amount {amount} {currency} is less than 1 msat")
+    if msat > body.MAX_MSAT:
+        raise BadRequest("amount is out of range")
+    return msat, {"fiat_amount": float(amount), "fiat_currency": currency,
+                  "fiat_rate": quote.sats_per_unit, "fiat_price": str(quote.price),
+                  "fiat_rate_age": round(quote.age(), 3)}
 
 
 def memo(data: dict[str, Any]) -> str:

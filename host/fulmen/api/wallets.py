@@ -11,6 +11,7 @@ from litestar.di import Provide
 from ..errors import Forbidden
 from ..host import Host
 from ..models import WalletAuth
+from ..rates import RateUnavailable, check_currency
 from . import body
 from .auth import account_id, require_wallet_key
 
@@ -76,7 +77,23 @@ async def rotate_account_token(request: Request, account: str) -> dict[str, Any]
 async def wallet_info(request: Request, wallet: WalletAuth) -> dict[str, Any]:
     host: Host = request.app.state.host
     w = await host.wallets.get(wallet.wallet_id)
-    return {"id": w.id, "name": w.name, "balance": w.balance_msat, "currency": w.currency}
+    info: dict[str, Any] = {"id": w.id, "name": w.name, "balance": w.balance_msat,
+                            "currency": w.currency}
+    if w.currency:
+        info["fiat"] = await fiat_balance(host, w.balance_msat, w.currency)
+    return info
+
+
+async def fiat_balance(host: Host, balance_msat: int, currency: str) -> dict[str, Any]:
+    """The balance in the wallet's display currency; when no rate is young
+    enough, the reason instead of an amount (the balance itself still answers)."""
+    try:
+        quote = await host.rates.quote(currency)
+    except RateUnavailable as exc:
+        return {"currency": currency, "amount": None, "error": exc.detail}
+    return {"currency": currency, "amount": float(quote.to_fiat(balance_msat)),
+            "rate": quote.sats_per_unit, "price": float(quote.price),
+            "rate_age": round(quote.age(), 3), "manual": quote.manual}
 
 
 @put("/api/v1/wallet/{new_name:str}", dependencies={"wallet": require_wallet_key("admin")})
@@ -92,6 +109,8 @@ async def update_wallet(request: Request, wallet: WalletAuth, data: dict[str, An
     host: Host = request.app.state.host
     name = body.text(data, "name", max_len=100)
     currency = body.text(data, "currency", max_len=8)
+    if currency:  # "" clears the display currency
+        currency = check_currency(currency)
     w = await host.wallets.update(wallet.wallet_id, name=name, currency=currency)
     return w.to_lnbits()
 

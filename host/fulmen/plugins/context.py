@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..models import InvoiceRequest, Payment, Wallet, WalletAuth
     from ..net import SafeHttp
     from ..payments import PaymentService
+    from ..rates import RateService
     from ..settings import Settings
     from ..wallets import WalletService
 
@@ -124,6 +125,7 @@ class PluginContext:
         spawn: Callable[[Coroutine[Any, Any, Any], str | None], asyncio.Task[Any]],
         base_url: Callable[[Request[Any, Any, Any] | None], str],
         serving: Callable[[str], bool],
+        rates: RateService,
         node_pubkey: str = "",
     ) -> None:
         self.plugin_id = plugin_id
@@ -133,6 +135,7 @@ class PluginContext:
         self.events = _Events(events)
         self.http = http
         self.jobs = jobs
+        self.rates = rates
         self._spawn = spawn
         self._base_url = base_url
         self._serving = serving

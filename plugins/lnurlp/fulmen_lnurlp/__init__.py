@@ -42,7 +42,7 @@ def register_routes(host: PluginHost) -> list[Any]:
 async def resolve_lightning_address(host: PluginHost, username: str, base_url: str) -> dict[str, Any] | None:
     from .links import address_request
 
-    return await address_request(username, base_url)
+    return await address_request(host, username, base_url)
 
 
 @hookimpl

@@ -73,7 +73,8 @@ class LnurlController(Controller):
     async def pay_request(self, host: PluginHost, request: Request, link_id: str) -> Response[dict[str, Any]]:
         """LUD-06 payRequest (the LNURL's target)."""
         try:
-            return Response(await links.pay_request_for(link_id, host.base_url(request)))
+            return Response(await links.pay_request_for(host, link_id,
+                                                           host.base_url(request)))
         except LnurlFailure as failure:
             return lnurl_error(failure)
 
@@ -104,10 +105,12 @@ class LnurlController(Controller):
         """A page with the link's QR code, for printing or showing."""
         row = await links.get_link(link_id)
         code, _, lud17 = links.lnurl_forms(host.base_url(request), row["id"])
+        shown = links.to_json(row, host.base_url(request))
         # upper case bech32: the QR code's compact alphanumeric mode
         svg = segno.make(f"lightning:{code}", error="l").svg_inline(scale=5, border=2)
         html = templates.get_template("lnurlp/link.html").render(
-            link={"description": row["description"], "min": int(row["min"]), "max": int(row["max"]),
+            link={"description": row["description"], "min": shown["min"], "max": shown["max"],
+                  "unit": row["currency"] or "sat",
                   "address": links.identifier(row, host.base_url(request))},
             lnurl=code, lud17=lud17, qr=svg,
         )

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import secrets
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,6 +25,8 @@ from fulmen import (
     InvoiceRequest,
     NotFound,
     Payment,
+    Quote,
+    RateUnavailable,
     WalletAuth,
     import_objects,
     now_ms,
@@ -36,10 +39,14 @@ from .schemas import check_link, link_json
 log = logging.getLogger(__name__)
 
 MAX_MEMO = 639
+#: A fiat-priced link's callback accepts amounts this far outside the bounds
+#: converted at callback time: the rate may move between scan and callback.
+FIAT_TOLERANCE = Decimal("0.01")
 WEBHOOK_TIMEOUT = 6.0
 COLUMNS = (
     "description", "min", "max", "comment_chars", "username", "domain", "success_text",
     "success_url", "webhook_url", "webhook_headers", "webhook_body", "disposable",
+    "currency", "fiat_base_multiplier",
 )
 
 
@@ -186,31 +193,70 @@ async def delete_link(auth: WalletAuth, link_id: str) -> None:
 # --- LNURL-pay ----------------------------------------------------------------------------
 
 
-async def pay_request(row: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """LUD-06 payRequest (first step)."""
+async def link_quote(host: PluginHost, row: dict[str, Any]) -> Quote | None:
+    """The current rate of a fiat-priced link (None for sats); an LNURL error
+    (503) when there is none: never a guessed price."""
+    if not row.get("currency"):
+        return None
+    try:
+        return await host.rates.quote(row["currency"])
+    except RateUnavailable as exc:
+        raise LnurlFailure(exc.detail, 503) from None
+
+
+def fiat_bound(row: dict[str, Any], name: str) -> Decimal:
+    return Decimal(int(row[name])) / int(row["fiat_base_multiplier"] or 100)
+
+
+def sendable(host: PluginHost, row: dict[str, Any], quote: Quote | None) -> tuple[int, int]:
+    """(minSendable, maxSendable) in msat. A fiat link's bounds are converted
+    now and rounded inwards to whole sats (min up, max down), so every wallet
+    can pay them; at least 1 sat, at most the host's invoice limit."""
+    if quote is None:
+        return int(row["min"]) * 1000, int(row["max"]) * 1000
+    low = quote.to_msat(fiat_bound(row, "min"), ROUND_CEILING)
+    high = quote.to_msat(fiat_bound(row, "max"), ROUND_FLOOR)
+    low = max(1000, -(-low // 1000) * 1000)
+    high = min(host.settings.max_invoice_msat // 1000 * 1000, high // 1000 * 1000)
+    if high < low:
+        if low > host.settings.max_invoice_msat:
+            raise LnurlFailure("This link's minimum is above this host's invoice limit at "
+                               "today's rate.")
+        high = low
+    return low, high
+
+
+async def pay_request(host: PluginHost, row: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """LUD-06 payRequest (first step). A fiat link's bounds use today's rate."""
+    low, high = sendable(host, row, await link_quote(host, row))
     await query("UPDATE lnurlp_pay_link SET served_meta = served_meta + 1 WHERE id = {}", row["id"])
     return {
         "tag": "payRequest",
         "callback": callback_url(base_url, row["id"]),
-        "minSendable": int(row["min"]) * 1000,
-        "maxSendable": int(row["max"]) * 1000,
+        "minSendable": low,
+        "maxSendable": high,
         "metadata": metadata(row, base_url),
         "commentAllowed": int(row["comment_chars"]),
     }
 
 
-async def pay_request_for(link_id: str, base_url: str) -> dict[str, Any]:
+async def pay_request_for(host: PluginHost, link_id: str, base_url: str) -> dict[str, Any]:
     rows = await query("SELECT * FROM lnurlp_pay_link WHERE id = {}", link_id)
     if not rows:
         raise LnurlFailure("Pay link does not exist.", 404)
-    return await pay_request(rows[0], base_url)
+    return await pay_request(host, rows[0], base_url)
 
 
-async def address_request(username: str, base_url: str) -> dict[str, Any] | None:
+async def address_request(host: PluginHost, username: str, base_url: str) -> dict[str, Any] | None:
     # LUD-16 tags: `name+tag@domain` is `name@domain` (the tag is dropped).
     username = username.split("+", 1)[0]
     rows = await query("SELECT * FROM lnurlp_pay_link WHERE username = {}", username)
-    return await pay_request(rows[0], base_url) if rows else None
+    if not rows:
+        return None
+    try:
+        return await pay_request(host, rows[0], base_url)
+    except LnurlFailure as failure:
+        return {"status": "ERROR", "reason": failure.reason}
 
 
 def parse_amount(value: str | None) -> int:
@@ -244,7 +290,12 @@ async def callback(
         raise LnurlFailure("Pay link does not exist.", 404)
     row = rows[0]
     msat = parse_amount(amount)
-    low, high = int(row["min"]) * 1000, int(row["max"]) * 1000
+    quote = await link_quote(host, row)
+    low, high = sendable(host, row, quote)
+    if quote is not None:  # the price is fixed now; the rate may have moved since the scan
+        low = int(low * (1 - FIAT_TOLERANCE))
+        widened = (high * (1 + FIAT_TOLERANCE)).to_integral_value(ROUND_CEILING)
+        high = min(host.settings.max_invoice_msat, int(widened))
     if not low <= msat <= high:
         raise LnurlFailure(f"Amount {msat} msat is outside this link's range {low} to {high} msat.")
     comment = comment or None
@@ -262,6 +313,9 @@ async def callback(
         extra["webhook_data"] = webhook_data
     if address := identifier(row, base_url):
         extra["lnaddress"] = address
+    if quote is not None:  # as LNbits's fiat invoices record it
+        extra.update(fiat_amount=float(quote.to_fiat(msat)), fiat_currency=quote.currency,
+                     fiat_rate=quote.sats_per_unit)
     try:
         wallet = await host.wallets.get(row["wallet"])
         payment = await host.payments.create_invoice(

@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
 
-from fulmen import BadRequest, json_field, text_field
+from fulmen import BadRequest, check_currency, json_field, text_field
 
 USERNAME = re.compile(r"^[a-z0-9\-_.]{1,210}$")
 DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
@@ -17,6 +18,8 @@ MAX_DESCRIPTION = 1000
 MAX_COMMENT_CHARS = 799  # LNbits's limit
 MAX_SUCCESS_TEXT = 144  # LUD-09: message and url description
 MAX_URL = 2048
+MAX_MULTIPLIER = 1_000_000
+SAT_CURRENCIES = (None, "", "sat", "sats")
 
 #: Fields stored and served.
 FIELDS = (
@@ -42,10 +45,56 @@ def whole_sats(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRequest(f"{name} must be a number of sats")
     if not math.isfinite(value) or value != int(value):
-        raise BadRequest(f"{name} must be a whole number of sats (fiat amounts are not supported)")
+        raise BadRequest(f"{name} must be a whole number of sats (or set a currency to price the link in fiat)")
     if value < 1:
         raise BadRequest(f"{name} must be at least 1 sat")
     return int(value)
+
+
+def fiat_units(value: Any, name: str, multiplier: int) -> int:
+    """A fiat amount as whole `1/multiplier` units (cents for 100), as LNbits stores it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{name} must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest(f"{name} must be a finite number")
+    try:
+        scaled = Decimal(str(value)) * multiplier
+    except InvalidOperation:
+        raise BadRequest(f"{name} must be a number") from None
+    if scaled != scaled.to_integral_value():
+        raise BadRequest(f"{name} has more decimals than fiat_base_multiplier {multiplier} allows")
+    if scaled < 1:
+        raise BadRequest(f"{name} must be at least {Decimal(1) / multiplier} of the currency")
+    if scaled > 10**15:
+        raise BadRequest(f"{name} is out of range")
+    return int(scaled)
+
+
+def check_pricing(data: dict[str, Any], current: dict[str, Any] | None,
+                  merged: dict[str, Any]) -> bool:
+    """`currency` (an ISO 4217 code; empty or "sat": sats) and
+    `fiat_base_multiplier`. Returns True if the unit of min and max changed."""
+    sent = set(data)
+    if current is not None and not sent & {"currency", "fiat_base_multiplier"}:
+        return False
+    old = current or {}
+    before = old.get("currency"), int(old.get("fiat_base_multiplier") or 100)
+    currency = data.get("currency", before[0])
+    merged["currency"] = None if currency in SAT_CURRENCIES else check_currency(currency)
+    multiplier = data.get("fiat_base_multiplier", before[1])
+    if multiplier is None:
+        multiplier = 100
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int) \
+            or not 1 <= multiplier <= MAX_MULTIPLIER:
+        raise BadRequest(f"fiat_base_multiplier must be a whole number from 1 to {MAX_MULTIPLIER}")
+    merged["fiat_base_multiplier"] = multiplier
+    if current is None:
+        return True
+    changed = (merged["currency"], multiplier if merged["currency"] else 100) != \
+        (before[0], before[1] if before[0] else 100)
+    if changed and "min" not in sent:
+        raise BadRequest("min (and max) must be sent when currency or fiat_base_multiplier changes")
+    return changed
 
 
 def http_url(data: dict[str, Any], name: str, https_only: bool) -> str | None:
@@ -76,15 +125,23 @@ def check_link(data: Any, current: dict[str, Any] | None, max_sats: int,
         if len(value) > MAX_DESCRIPTION:
             raise BadRequest(f"description is longer than {MAX_DESCRIPTION} characters")
         merged["description"] = value
+    unit_changed = check_pricing(data, current, merged)
+    fiat = merged.get("currency")
+
+    def amount(name: str) -> int:
+        if fiat:
+            return fiat_units(data[name], name, merged["fiat_base_multiplier"])
+        return whole_sats(data[name], name)
+
     if current is None or "min" in sent:
         if data.get("min") is None:
             raise BadRequest("min is required")
-        merged["min"] = whole_sats(data["min"], "min")
-    if current is None or "max" in sent:
-        merged["max"] = whole_sats(data["max"], "max") if data.get("max") is not None else merged["min"]
+        merged["min"] = amount("min")
+    if current is None or "max" in sent or unit_changed:
+        merged["max"] = amount("max") if data.get("max") is not None else merged["min"]
     if merged["max"] < merged["min"]:
         raise BadRequest("max must be at least min")
-    if merged["max"] > max_sats:
+    if not fiat and merged["max"] > max_sats:
         raise BadRequest(f"max is above this host's invoice limit of {max_sats} sats")
     if current is None or "comment_chars" in sent:
         value = data.get("comment_chars") or 0
@@ -128,18 +185,20 @@ def check_link(data: Any, current: dict[str, Any] | None, max_sats: int,
             raise BadRequest("disposable must be true or false")
         merged["disposable"] = value
     # LNbits features this plugin does not have: accepted only when off.
-    currency = data.get("currency")
-    if currency not in (None, "", "sat", "sats"):
-        raise BadRequest("currency: fiat-priced links are not supported; amounts are in sats")
     if data.get("zaps") not in (None, False):
         raise BadRequest("zaps (NIP-57) are not supported by this host's lnurlp")
-    if data.get("fiat_base_multiplier") not in (None, 100):
-        raise BadRequest("fiat_base_multiplier is not supported (amounts are whole sats)")
     return merged
 
 
 def iso(ms: int) -> str:
     return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).isoformat()
+
+
+def shown_amount(row: dict[str, Any], name: str) -> int | float:
+    """min or max as LNbits serves them: sats, or the fiat amount."""
+    if row.get("currency"):
+        return float(Decimal(int(row[name])) / int(row["fiat_base_multiplier"] or 100))
+    return int(row[name])
 
 
 def link_json(row: dict[str, Any], lnurl: str, url: str, lud17: str) -> dict[str, Any]:
@@ -148,8 +207,8 @@ def link_json(row: dict[str, Any], lnurl: str, url: str, lud17: str) -> dict[str
         "id": row["id"],
         "wallet": row["wallet"],
         "description": row["description"],
-        "min": int(row["min"]),
-        "max": int(row["max"]),
+        "min": shown_amount(row, "min"),
+        "max": shown_amount(row, "max"),
         "served_meta": int(row["served_meta"]),
         "served_pr": int(row["served_pr"]),
         "username": row["username"],
@@ -160,9 +219,9 @@ def link_json(row: dict[str, Any], lnurl: str, url: str, lud17: str) -> dict[str
         "webhook_body": row["webhook_body"],
         "success_text": row["success_text"],
         "success_url": row["success_url"],
-        "currency": None,
+        "currency": row.get("currency"),
         "comment_chars": int(row["comment_chars"]),
-        "fiat_base_multiplier": 100,
+        "fiat_base_multiplier": int(row.get("fiat_base_multiplier") or 100),
         "disposable": bool(row["disposable"]),
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),

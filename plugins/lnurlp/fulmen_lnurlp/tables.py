@@ -19,9 +19,13 @@ class PayLink(Table, tablename="lnurlp_pay_link"):
     wallet = Varchar(length=32, index=True)
     #: shown to the payer; the `text/plain` metadata entry
     description = Text()
-    #: smallest and largest amount, in sats
+    #: smallest and largest amount: sats, or with a `currency` the fiat
+    #: amount times `fiat_base_multiplier` (cents for 100)
     min = BigInt()
     max = BigInt()
+    #: ISO 4217 code of a fiat-priced link (NULL: sats)
+    currency = Varchar(length=8, null=True)
+    fiat_base_multiplier = Integer(default=100)
     #: LUD-12: longest comment accepted (0: none)
     comment_chars = Integer(default=0)
     #: LUD-16: the Lightning Address name, unique on the host (NULL: none)

@@ -80,13 +80,17 @@ class TerminalPage(Controller):
     path = "/"
 
     @get("/{tpos_id:str}", media_type=MediaType.HTML)
-    async def terminal(self, tpos_id: str) -> Response[str]:
+    async def terminal(self, host: PluginHost, tpos_id: str) -> Response[str]:
         tpos = await terminals.get_tpos(tpos_id)
         items = [i for i in json.loads(tpos["items"]) if not i.get("disabled")]
+        fiat = tpos["currency"] not in ("sat", "sats")
         public = {
             "id": tpos["id"],
             "name": tpos["name"],
             "currency": tpos["currency"],
+            "fiat": fiat,
+            # the keypad enters minor units: cents for EUR, yen for JPY
+            "decimals": host.rates.minor_digits(tpos["currency"]) if fiat else 0,
             "tip_options": json.loads(tpos["tip_options"]) if tpos["tip_wallet"] else [],
             "items": items,
         }

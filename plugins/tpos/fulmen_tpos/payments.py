@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from decimal import Decimal
 from typing import Any
 
 from fulmen import (
@@ -25,6 +26,7 @@ from fulmen import (
     Payment,
     WalletAuth,
     now_ms,
+    parse_fiat,
     query,
 )
 
@@ -61,9 +63,38 @@ def optional_number(data: dict[str, Any], name: str) -> float | None:
     return value
 
 
+async def fiat_amounts(host: PluginHost, currency: str, data: dict[str, Any]) -> tuple[
+        int, int, dict[str, Any]]:
+    """A fiat terminal's sale: `amount_fiat` (the total, tip included) and
+    `tip_amount_fiat?` in the terminal's currency, converted at the host's
+    current rate (half-even to a whole msat). Returns (total msat, tip msat,
+    the fiat fields for `extra`). A client's `amount` and `exchange_rate`
+    are not used: the host's rate prices the invoice."""
+    if data.get("amount_fiat") is None:
+        raise BadRequest(f"amount_fiat is required: this terminal prices in {currency}")
+    total = parse_fiat(data["amount_fiat"], currency, "amount_fiat")
+    tip = Decimal(0)
+    if data.get("tip_amount_fiat") not in (None, 0):
+        tip = parse_fiat(data["tip_amount_fiat"], currency, "tip_amount_fiat")
+    if tip > total:
+        raise BadRequest("tip_amount_fiat cannot be larger than amount_fiat (the total, "
+                         "tip included)")
+    quote = await host.rates.quote(currency)
+    total_msat, tip_msat = quote.to_msat(total), quote.to_msat(tip) if tip else 0
+    if total_msat - tip_msat < 1000:
+        raise BadRequest(f"amount_fiat is less than 1 sat at today's rate ({quote.price} {currency}"
+                         " per BTC)")
+    extra = {"amount_fiat": float(total), "tip_amount_fiat": float(tip),
+             "exchange_rate": quote.sats_per_unit, "fiat_amount": float(total),
+             "fiat_currency": currency, "fiat_rate": quote.sats_per_unit}
+    return total_msat, tip_msat, extra
+
+
 async def create_invoice(host: PluginHost, tpos_id: str, data: Any) -> Payment:
     """The public `POST /tposs/{id}/invoices`: `amount` (sats, the total
-    including any tip), `memo?`, `tip_amount?` (sats, part of amount)."""
+    including any tip), `memo?`, `tip_amount?` (sats, part of amount). A
+    terminal with a fiat currency takes `amount_fiat` and `tip_amount_fiat`
+    instead (see `fiat_amounts`)."""
     tpos = await get_tpos(tpos_id)
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
@@ -72,13 +103,18 @@ async def create_invoice(host: PluginHost, tpos_id: str, data: Any) -> Payment:
             raise BadRequest(f"{key} is not supported by this host's tpos")
         if key not in INVOICE_FIELDS and key not in INVOICE_UNSUPPORTED:
             raise BadRequest(f"unknown field {key!r}")
-    if "amount" not in data:
-        raise BadRequest("amount is required (sats)")
-    amount = whole_sats(data["amount"], "amount", 1)
-    tip = whole_sats(data.get("tip_amount") or 0, "tip_amount", 0)
-    if tip > amount:
-        raise BadRequest("tip_amount cannot be larger than amount (the total, tip included)")
-    if tip and not tpos["tip_wallet"]:
+    fiat_extra: dict[str, Any] | None = None
+    if tpos["currency"] not in ("sat", "sats"):
+        total_msat, tip_msat, fiat_extra = await fiat_amounts(host, tpos["currency"], data)
+    else:
+        if "amount" not in data:
+            raise BadRequest("amount is required (sats)")
+        total_msat = whole_sats(data["amount"], "amount", 1) * 1000
+        tip_msat = whole_sats(data.get("tip_amount") or 0, "tip_amount", 0) * 1000
+        if tip_msat > total_msat:
+            raise BadRequest("tip_amount cannot be larger than amount (the total, tip included)")
+    amount, tip = total_msat // 1000, tip_msat // 1000
+    if tip_msat and not tpos["tip_wallet"]:
         raise BadRequest("this terminal takes no tips (it has no tip_wallet)")
     memo = data.get("memo")
     if memo is not None and not isinstance(memo, str):
@@ -97,9 +133,12 @@ async def create_invoice(host: PluginHost, tpos_id: str, data: Any) -> Payment:
 
     extra: dict[str, Any] = {"tag": TAG, "tpos_id": tpos_id, "amount": amount - tip,
                              "tip_amount": tip}
-    for name in ("exchange_rate", "amount_fiat", "tip_amount_fiat"):
-        if (value := optional_number(data, name)) is not None:
-            extra[name] = value
+    if fiat_extra is not None:
+        extra.update(fiat_extra)
+    else:
+        for name in ("exchange_rate", "amount_fiat", "tip_amount_fiat"):
+            if (value := optional_number(data, name)) is not None:
+                extra[name] = value
     if details is not None:
         extra["details"] = details
     if internal_memo:
@@ -108,15 +147,15 @@ async def create_invoice(host: PluginHost, tpos_id: str, data: Any) -> Payment:
     wallet = await host.wallets.get(tpos["wallet"])
     payment = await host.payments.create_invoice(
         WalletAuth(wallet_id=wallet.id, account_id=wallet.account_id, kind="invoice"),
-        InvoiceRequest(amount_msat=amount * 1000, memo=memo, extra=extra,
+        InvoiceRequest(amount_msat=total_msat, memo=memo, extra=extra,
                        expiry=host.settings.default_invoice_expiry),
     )
     now = now_ms()
     await query(
         "INSERT INTO tpos_payment (payment_hash, tpos_id, wallet, amount_msat, tip_msat, tip_wallet, "
         "tip_status, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
-        payment.payment_hash, tpos_id, wallet.id, amount * 1000, tip * 1000,
-        tpos["tip_wallet"] if tip else None, "pending" if tip else "none", now, now,
+        payment.payment_hash, tpos_id, wallet.id, total_msat, tip_msat,
+        tpos["tip_wallet"] if tip_msat else None, "pending" if tip_msat else "none", now, now,
     )
     return payment
 

@@ -19,6 +19,7 @@ from fulmen import (
     now_ms,
     query,
 )
+from fulmen import check_currency as iso_currency
 
 CURRENCY = re.compile(r"^(sats?|[A-Za-z]{3})$")
 MAX_NAME = 100
@@ -175,7 +176,9 @@ def check_currency(value: Any) -> str:
         return "sats"
     if not isinstance(value, str) or not CURRENCY.match(value):
         raise BadRequest("currency must be \"sats\" or a three-letter ISO 4217 code such as EUR")
-    return "sats" if value.lower() in ("sat", "sats") else value.upper()
+    if value.lower() in ("sat", "sats"):
+        return "sats"
+    return iso_currency(value)
 
 
 def tpos_json(row: dict[str, Any]) -> dict[str, Any]:

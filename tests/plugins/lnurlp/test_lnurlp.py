@@ -106,7 +106,10 @@ async def test_key_kinds_and_ownership(fulmen_db):
     ({"webhook_url": "ftp://example.com"}, "webhook_url"),
     ({"webhook_headers": "[1]"}, "webhook_headers"),
     ({"webhook_body": "{not json"}, "webhook_body"),
-    ({"currency": "EUR"}, "currency"),
+    ({"currency": "XYZ"}, "currency"),
+    ({"currency": "EUR", "min": 0.001}, "min"),
+    ({"currency": "EUR", "fiat_base_multiplier": 0}, "fiat_base_multiplier"),
+    ({"currency": "EUR", "min": "ten"}, "min"),
     ({"zaps": True}, "zaps"),
     ({"colour": "red"}, "colour"),
 ])

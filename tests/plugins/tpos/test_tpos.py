@@ -111,6 +111,7 @@ async def test_bad_input(fulmen_db):
         ({"name": "  "}, "name is required"),
         ({"name": "x" * 101}, "longer than"),
         ({"name": "a", "currency": "euro"}, "currency"),
+        ({"name": "a", "currency": "XYZ"}, "currency"),
         ({"name": "a", "tip_options": "[5,"}, "tip_options"),
         ({"name": "a", "tip_options": [0]}, "greater than 0"),
         ({"name": "a", "tip_options": [101]}, "at most 100"),
