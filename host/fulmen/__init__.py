@@ -28,6 +28,7 @@ from .hookspecs import hookimpl
 from .host import Host
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
 from .version import __version__
+from .web import WebSession, checked_form, page_environment, redirect, render_page, require_web_session
 
 __all__ = [
     "BadRequest",
@@ -46,14 +47,20 @@ __all__ = [
     "Unauthorized",
     "Wallet",
     "WalletAuth",
+    "WebSession",
     "__version__",
+    "checked_form",
     "ddl_migration",
     "hookimpl",
     "json_field",
     "now_ms",
     "outbound_url_field",
+    "page_environment",
     "query",
+    "redirect",
+    "render_page",
     "require_wallet_key",
+    "require_web_session",
     "run_ddl",
     "text_field",
     "transaction",
