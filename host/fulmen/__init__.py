@@ -9,7 +9,7 @@ import os
 # Piccolo finds its engine through this module; the host fills it in at start.
 os.environ.setdefault("PICCOLO_CONF", "fulmen.piccolo_conf")
 
-from .api.auth import require_wallet_key  # noqa: E402
+from .api.auth import require_wallet_key
 from .db import ddl_migration, now_ms, query, run_ddl, transaction
 from .errors import (
     BadRequest,
@@ -28,7 +28,14 @@ from .hookspecs import hookimpl
 from .host import Host
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
 from .version import __version__
-from .web import WebSession, checked_form, page_environment, redirect, render_page, require_web_session
+from .web import (
+    WebSession,
+    checked_form,
+    page_environment,
+    redirect,
+    render_page,
+    require_web_session,
+)
 
 __all__ = [
     "BadRequest",

@@ -9,8 +9,9 @@ import csv
 import io
 import json
 import math
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import bolt11 as bolt11_lib
@@ -261,7 +262,7 @@ async def history_context(wallet_id: str, params: Any) -> dict[str, Any]:
     q.limit, q.offset = PAGE_SIZE, (page - 1) * PAGE_SIZE
     rows = [Payment.from_row(r) for r in await q.rows()]
     context.update(total=total, pages=max(1, math.ceil(total / PAGE_SIZE)), payments=[
-        {"time": datetime.fromtimestamp(p.created_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        {"time": datetime.fromtimestamp(p.created_at / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M"),
          "memo": p.memo, "sats": f"{p.amount_msat // 1000 if p.amount_msat >= 0 else -(-p.amount_msat // 1000):,}",
          "status": p.status} for p in rows
     ])
@@ -425,7 +426,7 @@ async def check_target(host: Host, target: str, amount_msat: int | None) -> dict
     if target.lower().startswith(BOLT11_PREFIXES):
         try:
             decoded = bolt11_lib.decode(target)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the decoder raises many kinds
             raise BadRequest("target: this is not a valid Lightning invoice") from None
         if not decoded.amount_msat:
             raise BadRequest("target: this invoice has no amount; ask for one with an amount")
