@@ -31,6 +31,8 @@ from .version import __version__
 from .web import (
     WebSession,
     checked_form,
+    current_web_session,
+    field_errors,
     page_environment,
     redirect,
     render_page,
@@ -57,7 +59,9 @@ __all__ = [
     "WebSession",
     "__version__",
     "checked_form",
+    "current_web_session",
     "ddl_migration",
+    "field_errors",
     "hookimpl",
     "json_field",
     "now_ms",

@@ -14,7 +14,6 @@ from ..errors import BadRequest, FulmenError, NotFound
 from ..host import Host
 from ..keys import same
 from ..models import Payment
-from ..version import __version__
 from .core import (
     WebSession,
     checked_form,
@@ -71,7 +70,7 @@ async def dashboard(request: Request, session: WebSession, *, status_code: int =
     return await render_page(
         request, ENV, "admin.html", status_code=status_code, session=session,
         readiness=readiness.content, status_code_ready=readiness.status_code,
-        funding=type(host.funding).__name__, version=__version__,
+        funding=type(host.funding).__name__,
         plugins=[info.to_json() for info in sorted(host.plugins.values(), key=lambda i: i.id)],
         wallets=wallets, q=q, pending=pending, deliveries=deliveries, counts=counts,
         audit=await host.wallets.audit(), **context,

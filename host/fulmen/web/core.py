@@ -1,7 +1,8 @@
 """What every web page shares: browser sessions, CSRF checks, templates.
 
 Public for plugins (through `fulmen`): `page_environment`, `render_page`,
-`WebSession`, `require_web_session`, `checked_form`.
+`WebSession`, `require_web_session`, `current_web_session`, `checked_form`,
+`field_errors`, `redirect`.
 
 - A session is a random token in an HttpOnly, SameSite=Lax cookie (Secure
   when the page was served over TLS); the database keeps only its sha256.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -220,4 +222,20 @@ def redirect(path: str) -> Response[str]:
     """A 303 to a path on this site (never an absolute URL: no open redirect)."""
     if not path.startswith("/") or path.startswith("//") or "\\" in path:
         path = "/"
-    return Response("", status_code=303, headers={"Location": quote(path, safe="/?=&%-_.~")})
+    return Response("", status_code=303, headers={"Location": quote(path, safe="/?=&%-_.~#")})
+
+
+async def current_web_session(request: Request) -> WebSession | None:
+    """The browser's session, or None (for pages that also serve visitors)."""
+    return await load_session(request)
+
+
+def field_errors(exc: Exception, fields: Iterable[str]) -> dict[str, str]:
+    """A `FulmenError` as `{field: message}` for showing next to that field:
+    the API's messages start with the field's name ("min must be ..."). A
+    message naming no field is under the key ""."""
+    detail = getattr(exc, "detail", None) or str(exc)
+    for name in sorted(fields, key=len, reverse=True):
+        if detail.startswith(name) and detail[len(name):len(name) + 1] in (" ", ":"):
+            return {name: detail}
+    return {"": detail}

@@ -27,11 +27,12 @@ def register_routes(host: Host) -> list[Any]:
     from litestar.di import Provide
 
     from .controllers import LnurlController, PayLinkController
+    from .pages import ROUTES as PAGES
 
     async def provide_host() -> Host:
         return host
 
-    return [Router(path="/", route_handlers=[PayLinkController, LnurlController],
+    return [Router(path="/", route_handlers=[*PAGES, PayLinkController, LnurlController],
                    dependencies={"host": Provide(provide_host)})]
 
 
@@ -51,4 +52,9 @@ async def on_invoice_paid(host: Host, payment: Payment) -> None:
 
 @hookimpl
 def nav_entries(host: Host) -> list[dict[str, str]]:
+    return [{"href": "/lnurlp/", "label": "Pay links"}]
+
+
+@hookimpl
+def wallet_actions(host: Host, wallet_id: str) -> list[dict[str, str]]:
     return [{"href": "/lnurlp/", "label": "Pay links"}]

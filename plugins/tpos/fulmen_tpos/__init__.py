@@ -27,11 +27,12 @@ def register_routes(host: Host) -> list[Any]:
     from litestar.di import Provide
 
     from .controllers import TerminalPage, TposController
+    from .pages import ROUTES as PAGES
 
     async def provide_host() -> Host:
         return host
 
-    return [Router(path="/", route_handlers=[TposController, TerminalPage],
+    return [Router(path="/", route_handlers=[*PAGES, TposController, TerminalPage],
                    dependencies={"host": Provide(provide_host)})]
 
 
@@ -40,3 +41,13 @@ async def on_invoice_paid(host: Host, payment: Payment) -> None:
     from .payments import move_tip
 
     await move_tip(host, payment)
+
+
+@hookimpl
+def nav_entries(host: Host) -> list[dict[str, str]]:
+    return [{"href": "/tpos/", "label": "Point of sale"}]
+
+
+@hookimpl
+def wallet_actions(host: Host, wallet_id: str) -> list[dict[str, str]]:
+    return [{"href": "/tpos/", "label": "Point of sale"}]
