@@ -28,11 +28,12 @@ def register_routes(host: Host) -> list[Any]:
     from litestar.di import Provide
 
     from .controllers import TargetsController
+    from .pages import ROUTES as PAGES
 
     async def provide_host() -> Host:
         return host
 
-    return [Router(path="/", route_handlers=[TargetsController],
+    return [Router(path="/", route_handlers=[*PAGES, TargetsController],
                    dependencies={"host": Provide(provide_host)})]
 
 
@@ -41,3 +42,8 @@ async def on_invoice_paid(host: Host, payment: Payment) -> None:
     from .splits import split_payment
 
     await split_payment(host, payment)
+
+
+@hookimpl
+def nav_entries(host: Host) -> list[dict[str, str]]:
+    return [{"href": "/splitpayments/", "label": "Split payments"}]

@@ -24,14 +24,20 @@ def register_routes(host: Host) -> list[Any]:
     from litestar.di import Provide
 
     from .controllers import LnurlController, WithdrawLinkController
+    from .pages import ROUTES as PAGES
 
     async def provide_host() -> Host:
         return host
 
-    return [Router(path="/", route_handlers=[WithdrawLinkController, LnurlController],
+    return [Router(path="/", route_handlers=[*PAGES, WithdrawLinkController, LnurlController],
                    dependencies={"host": Provide(provide_host)})]
 
 
 @hookimpl
 def nav_entries(host: Host) -> list[dict[str, str]]:
+    return [{"href": "/withdraw/", "label": "Withdraw links"}]
+
+
+@hookimpl
+def wallet_actions(host: Host, wallet_id: str) -> list[dict[str, str]]:
     return [{"href": "/withdraw/", "label": "Withdraw links"}]
