@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
-
 from fulmen.testing import ADMIN_KEY, ServerProcess, services_required
 
 CHROMIUM = Path(os.environ.get("FULMEN_CHROMIUM", "/usr/bin/chromium"))

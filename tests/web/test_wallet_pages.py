@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
-from playwright.sync_api import expect
-
 from fulmen.testing import ServerProcess
+from playwright.sync_api import expect
 
 from .conftest import WIDE, Pages, sign_up
 
@@ -82,7 +82,7 @@ def test_history_pages_filters_and_csv(pages: Pages, server: ServerProcess) -> N
     page.get_by_role("button", name="Filter").click()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
-    lines = open(download.value.path()).read().strip().splitlines()
+    lines = Path(download.value.path()).read_text().strip().splitlines()
     assert lines[0].startswith("time,payment_hash,status,amount")
     assert len(lines) == 24
     pages.shot(page, "wallet-history")

@@ -14,9 +14,9 @@ Public for plugins (through `fulmen`): `page_environment`, `render_page`,
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -105,7 +105,9 @@ async def load_session(request: Request) -> WebSession | None:
 async def start_session(request: Request, response: Response, *, account_id: str | None = None,
                         admin: bool = False) -> None:
     """Sign the browser in: a new session token (any old one is ended)."""
-    await end_session(request, response)
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        await query("DELETE FROM fulmen_web_session WHERE token_hash = {}", key_hash(old))
     token = secrets.token_urlsafe(32)
     now = now_ms()
     await query(

@@ -269,13 +269,15 @@ async def history_context(wallet_id: str, params: Any) -> dict[str, Any]:
     return context
 
 
-async def wallet_actions(request: Request, wallet_id: str) -> list[dict[str, str]]:
-    """Links plugins add to a wallet's page (the `wallet_actions` hook)."""
+async def wallet_actions(host: Host, wallet_id: str) -> list[dict[str, str]]:
+    """Links plugins add to a wallet's page (the `wallet_actions` hook);
+    malformed entries and links off this site are dropped."""
     actions = []
-    for _, result in await host_of(request).hooks.call_all("wallet_actions", wallet_id=wallet_id):
+    for _, result in await host.hooks.call_all("wallet_actions", wallet_id=wallet_id):
         for item in result if isinstance(result, list) else [result]:
             if isinstance(item, dict) and isinstance(item.get("href"), str) \
-                    and isinstance(item.get("label"), str) and item["href"].startswith("/"):
+                    and isinstance(item.get("label"), str) and item["href"].startswith("/") \
+                    and not item["href"].startswith("//"):
                 actions.append({"href": item["href"], "label": item["label"]})
     return actions
 
@@ -286,7 +288,7 @@ async def wallet_page_response(request: Request, session: WebSession, wallet_id:
     wallet = await host_of(request).wallets.get(auth.wallet_id)
     return await render_page(
         request, ENV, "wallet.html", status_code=status_code, session=session, wallet=wallet,
-        actions=await wallet_actions(request, wallet.id),
+        actions=await wallet_actions(host_of(request), wallet.id),
         **(await history_context(wallet.id, request.query_params)), **context,
     )
 

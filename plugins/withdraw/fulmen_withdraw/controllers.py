@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, post, put
-
 from fulmen import BadRequest, Host, WalletAuth, require_wallet_key
+from litestar import Controller, Request, Response, delete, get, post, put
 
 from . import links
 from .links import LnurlFailure
+
 
 def lnurl_error(failure: LnurlFailure) -> Response[dict[str, Any]]:
     return Response({"status": "ERROR", "reason": failure.reason}, status_code=failure.status_code)

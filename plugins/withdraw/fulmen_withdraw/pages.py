@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import segno
-from litestar import Request, Response, get, post
-
 from fulmen import (
     FulmenError,
     Host,
@@ -21,6 +19,7 @@ from fulmen import (
     render_page,
     require_web_session,
 )
+from litestar import Request, Response, get, post
 
 from . import links
 

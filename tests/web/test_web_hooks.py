@@ -1,0 +1,125 @@
+"""The web UI's hook and the page mechanics, without a browser."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from fulmen import hookimpl
+from fulmen.testing import plugin
+from fulmen.web.pages import wallet_actions
+
+
+async def sign_up(client) -> str:
+    """Sign up through the form (CSRF cookie and token as a browser sends them);
+    returns the new wallet's id."""
+    page = await client.get("/")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = await client.post("/account/new", data={"csrf_token": token, "name": "Kim"})
+    assert r.status_code == 200 and "I have saved them" in r.text
+    return re.search(r"Wallet id</dt><dd><code>([0-9a-f]{32})<", r.text).group(1)
+
+
+async def test_hook_wallet_actions(fulmen):
+    class Shop:
+        @hookimpl
+        def wallet_actions(self, host, wallet_id):
+            return [{"href": f"/shop/?wallet={wallet_id}", "label": "Open shop"},
+                    {"href": "https://elsewhere.example/", "label": "off-site"},
+                    {"href": "//elsewhere.example/", "label": "off-site too"},
+                    {"label": "no href"}]
+
+    class Broken:
+        @hookimpl
+        async def wallet_actions(self, wallet_id):
+            raise RuntimeError("boom")
+
+    client = await fulmen.start(plugins=[plugin("shop", Shop()), plugin("broken", Broken())])
+    assert await wallet_actions(fulmen.host, "w1") == [{"href": "/shop/?wallet=w1", "label": "Open shop"}]
+    assert "boom" in fulmen.host.plugins["broken"].error
+
+    wallet = await sign_up(client)
+    page = await client.get(f"/wallets/{wallet}")
+    assert page.status_code == 200
+    assert f'href="/shop/?wallet={wallet}">Open shop</a>' in page.text
+    assert "elsewhere.example" not in page.text
+    await fulmen.host.set_plugin_enabled("shop", False)
+    assert "Open shop" not in (await client.get(f"/wallets/{wallet}")).text
+
+
+async def test_pages_need_a_session_and_forms_need_the_csrf_token(fulmen_db):
+    fulmen = fulmen_db
+    client = await fulmen.start(plugins=[])
+    r = await client.get("/wallets")
+    assert r.status_code == 303 and r.headers["location"] == "/?next=%2Fwallets"
+    r = await client.get("/admin")
+    assert r.status_code == 200 and "Admin key" in r.text
+    wallet = await sign_up(client)
+    assert "fulmen_session" in client.cookies
+    # no token, a wrong token, a cross-site origin: all refused, nothing renamed
+    r = await client.post(f"/wallets/{wallet}/rename", data={"name": "x"})
+    assert r.status_code == 403
+    r = await client.post(f"/wallets/{wallet}/rename", data={"name": "x", "csrf_token": "nope"})
+    assert r.status_code == 403
+    token = client.cookies["fulmen_csrf"]
+    r = await client.post(f"/wallets/{wallet}/rename", data={"name": "x", "csrf_token": token},
+                          headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    assert (await fulmen.host.wallets.get(wallet)).name == "Kim"
+    r = await client.post(f"/wallets/{wallet}/rename", data={"name": "Main", "csrf_token": token})
+    assert r.status_code == 303
+    assert (await fulmen.host.wallets.get(wallet)).name == "Main"
+    # someone else's wallet is not found, and the session ends on sign-out
+    other = await fulmen.wallet("other")
+    assert (await client.get(f"/wallets/{other.id}")).status_code == 404
+    r = await client.post("/logout", data={"csrf_token": token})
+    assert r.status_code == 303
+    assert (await client.get(f"/wallets/{wallet}")).status_code == 303
+
+
+async def test_session_cookie_flags(fulmen):
+    client = await fulmen.start(plugins=[])
+    page = await client.get("/")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = await client.post("/account/new", data={"csrf_token": token, "name": ""})
+    cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("fulmen_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    # the keys are in the page, never in a URL or header
+    assert "location" not in r.headers
+    # behind TLS the cookies are Secure
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fulmen.app),
+                                 base_url="https://testserver.local") as tls:
+        page = await tls.get("/")
+        assert "Secure" in page.headers["set-cookie"]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        r = await tls.post("/account/new", data={"csrf_token": token, "name": ""})
+        cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("fulmen_session="))
+        assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+async def test_password_sign_in_is_hashed_with_argon2(fulmen_db):
+    from fulmen import query
+
+    client = await fulmen_db.start(plugins=[])
+    await sign_up(client)
+    token = client.cookies["fulmen_csrf"]
+    r = await client.post("/account/password", data={
+        "csrf_token": token, "username": "Kim_1", "password": "long enough pw", "password2": "long enough pw"})
+    assert r.status_code == 200 and "Saved" in r.text
+    rows = await query("SELECT username, password_hash FROM fulmen_account WHERE username = {}", "kim_1")
+    assert rows[0]["password_hash"].startswith("$argon2id$")
+    assert "long enough pw" not in rows[0]["password_hash"]
+    await client.post("/logout", data={"csrf_token": token})
+    r = await client.post("/login", data={"csrf_token": token, "username": "kim_1", "password": "nope nope nope"})
+    assert r.status_code == 401 and "Wrong username or password." in r.text
+    r = await client.post("/login", data={"csrf_token": token, "username": "KIM_1", "password": "long enough pw"})
+    assert r.status_code == 303 and r.headers["location"] == "/wallets"
+    assert (await client.get("/wallets")).status_code == 200
+    # a second account cannot take the name
+    other = httpx.AsyncClient(transport=httpx.ASGITransport(app=fulmen_db.app), base_url="http://t.local")
+    async with other:
+        await sign_up(other)
+        r = await other.post("/account/password", data={
+            "csrf_token": other.cookies["fulmen_csrf"], "username": "kim_1",
+            "password": "long enough pw", "password2": "long enough pw"})
+        assert r.status_code == 400 and "That username is taken." in r.text
