@@ -123,3 +123,58 @@ async def test_password_sign_in_is_hashed_with_argon2(fulmen_db):
             "csrf_token": other.cookies["fulmen_csrf"], "username": "kim_1",
             "password": "long enough pw", "password2": "long enough pw"})
         assert r.status_code == 400 and "That username is taken." in r.text
+
+
+async def admin_client(fulmen) -> tuple[httpx.AsyncClient, str]:
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fulmen.app),
+                               base_url="http://admin.local")
+    page = await client.get("/admin")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = await client.post("/admin/login", data={"csrf_token": token, "admin_key": "wrong"})
+    assert r.status_code == 401 and "That is not this host" in r.text
+    from fulmen.testing import ADMIN_KEY
+
+    r = await client.post("/admin/login", data={"csrf_token": token, "admin_key": ADMIN_KEY})
+    assert r.status_code == 303
+    return client, token
+
+
+async def test_admin_redelivers_failed_webhooks_and_hook_deliveries(fulmen_db):
+    from fulmen import query
+
+    client = await fulmen_db.start(plugins=[])
+    shop = await fulmen_db.wallet("shop")
+    payer = await fulmen_db.wallet("payer", sats=100)
+    r = await client.post("/api/v1/webhooks", headers={"X-Api-Key": shop.adminkey},
+                          json={"url": "https://hooks.example.com/fulmen", "events": ["payment.received"]})
+    assert r.status_code == 201, r.text
+    invoice = (await client.post("/api/v1/payments", headers={"X-Api-Key": shop.inkey},
+                                 json={"out": False, "amount": 5})).json()
+    r = await client.post("/api/v1/payments", headers={"X-Api-Key": payer.adminkey},
+                          json={"out": True, "bolt11": invoice["bolt11"]})
+    assert r.status_code == 201, r.text
+    rows = await query("SELECT id FROM fulmen_webhook_delivery WHERE wallet_id = {}", shop.id)
+    assert len(rows) == 1
+    delivery = rows[0]["id"]
+    await query("UPDATE fulmen_webhook_delivery SET status = 'failed', last_error = 'refused', "
+                "locked_until = 0 WHERE id = {}", delivery)
+
+    admin, token = await admin_client(fulmen_db)
+    try:
+        page = await admin.get("/admin")
+        assert page.status_code == 200 and "hooks.example.com" in page.text and "refused" in page.text
+        r = await admin.post(f"/admin/webhook-deliveries/{delivery}/redeliver", data={"csrf_token": token})
+        assert r.status_code == 303
+        status = (await query("SELECT status FROM fulmen_webhook_delivery WHERE id = {}", delivery))[0]
+        assert status["status"] in ("pending", "success", "failed")  # queued again, then tried
+        assert (await admin.post("/admin/webhook-deliveries/999999/redeliver",
+                                 data={"csrf_token": token})).status_code == 404
+        # a plugin-hook delivery that is not failed cannot be sent again
+        r = await admin.post("/admin/hook-deliveries/999999/redeliver", data={"csrf_token": token})
+        assert r.status_code == 409 and "Only a failed delivery" in r.text
+        # an account's session is not an admin session, and the reverse
+        r = await client.get("/admin")
+        assert "Admin key" in r.text
+        assert (await admin.get("/wallets")).status_code == 303
+    finally:
+        await admin.aclose()

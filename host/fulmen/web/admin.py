@@ -62,6 +62,11 @@ async def dashboard(request: Request, session: WebSession, *, status_code: int =
         "SELECT id, plugin_id, hook, status, attempts, last_error, payment_id FROM fulmen_hook_delivery "
         "WHERE status <> 'done' ORDER BY id DESC LIMIT 50"
     )
+    webhooks = await query(
+        "SELECT id, wallet_id, endpoint_id, event_type, url, status, attempts, last_status_code, "
+        "last_error FROM fulmen_webhook_delivery WHERE status = 'failed' "
+        "AND endpoint_id IS NOT NULL ORDER BY id DESC LIMIT 50"
+    )
     counts = (await query(
         "SELECT (SELECT COUNT(*) FROM fulmen_account) AS accounts, "
         "(SELECT COUNT(*) FROM fulmen_wallet WHERE NOT deleted) AS wallets, "
@@ -72,7 +77,8 @@ async def dashboard(request: Request, session: WebSession, *, status_code: int =
         readiness=readiness.content, status_code_ready=readiness.status_code,
         funding=type(host.funding).__name__,
         plugins=[info.to_json() for info in sorted(host.plugins.values(), key=lambda i: i.id)],
-        wallets=wallets, q=q, pending=pending, deliveries=deliveries, counts=counts,
+        wallets=wallets, q=q, pending=pending, deliveries=deliveries, webhooks=webhooks,
+        counts=counts,
         audit=await host.wallets.audit(), **context,
     )
 
@@ -149,4 +155,23 @@ async def admin_redeliver(request: Request, session: WebSession, delivery_id: in
     return redirect("/admin#deliveries")
 
 
-ROUTES: list[Any] = [admin_page, admin_login, admin_plugin, admin_topup, admin_redeliver]
+@post("/admin/webhook-deliveries/{delivery_id:int}/redeliver", include_in_schema=False,
+      dependencies=ADMIN)
+async def admin_webhook_redeliver(request: Request, session: WebSession,
+                                  delivery_id: int) -> Response[str]:
+    """Send a failed webhook delivery again (the webhook service's own redeliver)."""
+    await checked_form(request)
+    rows = await query("SELECT wallet_id, endpoint_id FROM fulmen_webhook_delivery WHERE id = {} "
+                       "AND endpoint_id IS NOT NULL", delivery_id)
+    try:
+        if not rows:
+            raise NotFound("Delivery not found.")
+        await host_of(request).webhooks.redeliver(rows[0]["wallet_id"], rows[0]["endpoint_id"],
+                                                  delivery_id)
+    except FulmenError as exc:
+        return await dashboard(request, session, status_code=exc.status_code, webhook_error=exc.detail)
+    return redirect("/admin#webhooks")
+
+
+ROUTES: list[Any] = [admin_page, admin_login, admin_plugin, admin_topup, admin_redeliver,
+                     admin_webhook_redeliver]
