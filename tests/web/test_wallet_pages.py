@@ -80,6 +80,7 @@ def test_history_pages_filters_and_csv(pages: Pages, server: ServerProcess) -> N
     expect(page.locator("#history")).to_contain_text("No payments yet.")
     page.get_by_label("Direction").select_option("")
     page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#history")).to_contain_text("Page 1 of 2 · 23 payments")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
     lines = Path(download.value.path()).read_text().strip().splitlines()
