@@ -49,8 +49,16 @@ def test_pay_link_and_pos_terminal_take_payments(pages: Pages, admin_api: httpx.
     expect(payer.locator("#send-result")).to_contain_text("Tips jar")
     payer.get_by_role("button", name="Pay 100 sat").click()
     expect(payer.locator("#send-result")).to_contain_text("Paid 100 sat")
+    # and through the Lightning Address, resolved by this host's LNURL client
+    shop_address = f"cornershop@{server.url.split('://', 1)[1]}"
+    payer.get_by_label("Invoice, LNURL or Lightning Address").fill(shop_address)
+    payer.get_by_label("Amount to send (sat)").fill("50")
+    payer.get_by_role("button", name="Check").click()
+    expect(payer.locator("#send-result")).to_contain_text(shop_address)
+    payer.get_by_role("button", name="Pay 50 sat").click()
+    expect(payer.locator("#send-result")).to_contain_text("Paid 50 sat")
     shop.goto(f"/wallets/{shop_wallet}")
-    expect(shop.locator("#balance")).to_have_text("100")
+    expect(shop.locator("#balance")).to_have_text("150")
 
     shop.goto("/wallets")
     shop.get_by_label("Name").fill("Tips")
@@ -89,7 +97,7 @@ def test_pay_link_and_pos_terminal_take_payments(pages: Pages, admin_api: httpx.
     expect(shop.locator("#last-sale")).to_have_text("Last sale: 330 sat paid")
     pages.shot(shop, "tpos-after-payment")
     shop.goto(f"/wallets/{shop_wallet}")
-    expect(shop.locator("#balance")).to_have_text("400")
+    expect(shop.locator("#balance")).to_have_text("450")
     for _ in range(20):  # the tip moves in the plugin's payment hook, just after the sale
         shop.goto(f"/wallets/{tips_wallet}")
         if shop.locator("#balance").inner_text() == "30":

@@ -208,6 +208,7 @@ async def render_page(request: Request, env: Environment, name: str, *, status_c
         session = await load_session(request)
     token = csrf_token(request)
     nav = await host.hooks.nav_entries() if session is not None and not session.admin else []
+    nav.sort(key=lambda entry: entry["label"].lower())  # a stable order, whatever the plugins
     html = env.get_template(name).render(
         request=request, session=session, csrf_token=token, nav=nav, version=__version__,
         path=request.url.path, **context,
