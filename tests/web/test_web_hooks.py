@@ -10,14 +10,24 @@ from fulmen.testing import plugin
 from fulmen.web.pages import wallet_actions
 
 
-async def sign_up(client) -> str:
+def found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in the page"
+    return match.group(1)
+
+
+def csrf_of(text: str) -> str:
+    return found(r'name="csrf_token" value="([^"]+)"', text)
+
+
+async def sign_up(client: httpx.AsyncClient) -> str:
     """Sign up through the form (CSRF cookie and token as a browser sends them);
     returns the new wallet's id."""
     page = await client.get("/")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    token = csrf_of(page.text)
     r = await client.post("/account/new", data={"csrf_token": token, "name": "Kim"})
     assert r.status_code == 200 and "I have saved them" in r.text
-    return re.search(r"Wallet id</dt><dd><code>([0-9a-f]{32})<", r.text).group(1)
+    return found(r"Wallet id</dt><dd><code>([0-9a-f]{32})<", r.text)
 
 
 async def test_hook_wallet_actions(fulmen):
@@ -80,7 +90,7 @@ async def test_pages_need_a_session_and_forms_need_the_csrf_token(fulmen_db):
 async def test_session_cookie_flags(fulmen):
     client = await fulmen.start(plugins=[])
     page = await client.get("/")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    token = csrf_of(page.text)
     r = await client.post("/account/new", data={"csrf_token": token, "name": ""})
     cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("fulmen_session="))
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
@@ -91,7 +101,7 @@ async def test_session_cookie_flags(fulmen):
                                  base_url="https://testserver.local") as tls:
         page = await tls.get("/")
         assert "Secure" in page.headers["set-cookie"]
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        token = csrf_of(page.text)
         r = await tls.post("/account/new", data={"csrf_token": token, "name": ""})
         cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("fulmen_session="))
         assert "Secure" in cookie and "HttpOnly" in cookie
@@ -129,7 +139,7 @@ async def admin_client(fulmen) -> tuple[httpx.AsyncClient, str]:
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fulmen.app),
                                base_url="http://admin.local")
     page = await client.get("/admin")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    token = csrf_of(page.text)
     r = await client.post("/admin/login", data={"csrf_token": token, "admin_key": "wrong"})
     assert r.status_code == 401 and "That is not this host" in r.text
     from fulmen.testing import ADMIN_KEY
@@ -178,3 +188,23 @@ async def test_admin_redelivers_failed_webhooks_and_hook_deliveries(fulmen_db):
         assert (await admin.get("/wallets")).status_code == 303
     finally:
         await admin.aclose()
+
+
+async def test_bad_input_is_shown_next_to_the_field(fulmen_db):
+    client = await fulmen_db.start(plugins=["lnurlp"])
+    token = csrf_of((await client.get("/")).text)
+    r = await client.post("/account/new", data={"csrf_token": token, "name": "x" * 101})
+    assert r.status_code == 400 and 'id="e-name"' in r.text and "at most 100 characters" in r.text
+    wallet = await sign_up(client)
+    r = await client.post(f"/wallets/{wallet}/invoice", data={"csrf_token": token, "amount": "-5"})
+    assert r.status_code == 400 and "whole number of sat" in r.text
+    r = await client.post(f"/wallets/{wallet}/send/check", data={"csrf_token": token, "target": "lnbc1nope"},
+                          headers={"HX-Request": "true"})
+    assert r.status_code == 400 and "not a valid Lightning invoice" in r.text
+    assert "<html" not in r.text  # an htmx request gets the fragment only
+    r = await client.post("/lnurlp/links", data={"csrf_token": token, "wallet": wallet, "description": "d",
+                                                 "min": "ten", "max": ""})
+    assert r.status_code == 400 and 'id="e-min"' in r.text
+    r = await client.post("/lnurlp/links", data={"csrf_token": token, "wallet": "not-mine", "description": "d",
+                                                 "min": "10", "max": ""})
+    assert r.status_code == 404 and "Wallet not found." in r.text

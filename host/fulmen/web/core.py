@@ -199,8 +199,9 @@ def page_environment(package: str | None = None) -> Environment:
     return env
 
 
-async def render_page(request: Request, env: Environment, name: str, *, status_code: int = 200,
-                      session: WebSession | None = None, **context: Any) -> Response[str]:
+async def render_page(request: Request, env: Environment, template: str, /, *,
+                      status_code: int = 200, session: WebSession | None = None,
+                      **context: Any) -> Response[str]:
     """Render a page with what `base.html` needs: the session, the CSRF token,
     the navigation (host links and enabled plugins' `nav_entries`)."""
     host = request.app.state.host
@@ -209,7 +210,7 @@ async def render_page(request: Request, env: Environment, name: str, *, status_c
     token = csrf_token(request)
     nav = await host.hooks.nav_entries() if session is not None and not session.admin else []
     nav.sort(key=lambda entry: entry["label"].lower())  # a stable order, whatever the plugins
-    html = env.get_template(name).render(
+    html = env.get_template(template).render(
         request=request, session=session, csrf_token=token, nav=nav, version=__version__,
         path=request.url.path, **context,
     )

@@ -110,7 +110,8 @@ async def login(request: Request) -> Response[str]:
         stored = rows[0]["password_hash"] if rows else None
         try:
             # Verified even for an unknown name, so timing does not tell which names exist.
-            ok = await asyncio.to_thread(PASSWORDS.verify, stored or UNKNOWN_HASH, form["password"])
+            ok: bool = await asyncio.to_thread(PASSWORDS.verify, stored or UNKNOWN_HASH,
+                                               form["password"])
         except (VerifyMismatchError, InvalidHashError):
             ok = False
         if ok and stored:
