@@ -65,7 +65,7 @@ def test_sign_up_receive_and_see_the_payment_arrive_live(pages: Pages, admin_api
 
 
 def test_history_pages_filters_and_csv(pages: Pages, server: ServerProcess) -> None:
-    page, wallet, key = sign_up(pages, "Carol")
+    page, _wallet, key = sign_up(pages, "Carol")
     for i in range(23):
         r = httpx.post(server.url + "/api/v1/payments", headers={"X-Api-Key": key},
                        json={"out": False, "amount": i + 1, "memo": f"order {i}"})
