@@ -66,6 +66,13 @@ async def test_pages_need_a_session_and_forms_need_the_csrf_token(fulmen_db):
     assert r.status_code == 200 and "Admin key" in r.text
     wallet = await sign_up(client)
     assert "fulmen_session" in client.cookies
+    # the keys page reloaded (the form posted again) makes no second account
+    from fulmen import query
+
+    before = len(await query("SELECT id FROM fulmen_account"))
+    r = await client.post("/account/new", data={"csrf_token": client.cookies["fulmen_csrf"], "name": "Kim"})
+    assert r.status_code == 409 and "no new account was made" in r.text
+    assert len(await query("SELECT id FROM fulmen_account")) == before
     # no token, a wrong token, a cross-site origin: all refused, nothing renamed
     r = await client.post(f"/wallets/{wallet}/rename", data={"name": "x"})
     assert r.status_code == 403

@@ -145,6 +145,15 @@ async def signup(request: Request) -> Response[str]:
     if not host.settings.allow_signup:
         return await render_page(request, ENV, "home.html", status_code=403, session=None,
                                  signup_error="Sign-up is switched off on this host.", allow_signup=False)
+    current = await load_session(request)
+    if current is not None and not current.admin:
+        # A reload of the keys page posts the form again: never a second account.
+        return await render_page(
+            request, ENV, "wallets.html", status_code=409, session=current,
+            wallets=await current.wallets(),
+            notice="You are signed in, so no new account was made. To create another account, "
+                   "sign out first.",
+        )
     try:
         name = name_field(form)
     except BadRequest as exc:
