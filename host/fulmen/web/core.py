@@ -110,6 +110,7 @@ async def start_session(request: Request, response: Response, *, account_id: str
         await query("DELETE FROM fulmen_web_session WHERE token_hash = {}", key_hash(old))
     token = secrets.token_urlsafe(32)
     now = now_ms()
+    await query("DELETE FROM fulmen_web_session WHERE expires_at < {}", now)  # expired ones
     await query(
         "INSERT INTO fulmen_web_session (token_hash, account_id, admin, created_at, expires_at) "
         "VALUES ({}, {}, {}, {}, {})",
