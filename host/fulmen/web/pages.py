@@ -289,7 +289,7 @@ async def wallet_actions(host: Host, wallet_id: str) -> list[dict[str, str]]:
                     and isinstance(item.get("label"), str) and item["href"].startswith("/") \
                     and not item["href"].startswith("//"):
                 actions.append({"href": item["href"], "label": item["label"]})
-    return actions
+    return sorted(actions, key=lambda action: action["label"].lower())
 
 
 async def wallet_page_response(request: Request, session: WebSession, wallet_id: str, *,
