@@ -9,7 +9,7 @@ import os
 # Piccolo finds its engine through this module; the host fills it in at start.
 os.environ.setdefault("PICCOLO_CONF", "fulmen.piccolo_conf")
 
-from .api.auth import require_wallet_key  # noqa: E402
+from .api.auth import require_wallet_key
 from .db import ddl_migration, now_ms, query, run_ddl, transaction
 from .errors import (
     BadRequest,
@@ -30,6 +30,16 @@ from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
 from .rates import Quote, RateService, RateUnavailable, check_currency, parse_fiat
 from .version import __version__
 from .wallet_transfer import import_objects
+from .web import (
+    WebSession,
+    checked_form,
+    current_web_session,
+    field_errors,
+    page_environment,
+    redirect,
+    render_page,
+    require_web_session,
+)
 
 __all__ = [
     "BadRequest",
@@ -53,17 +63,25 @@ __all__ = [
     "Unauthorized",
     "Wallet",
     "WalletAuth",
+    "WebSession",
     "__version__",
     "check_currency",
+    "checked_form",
+    "current_web_session",
     "ddl_migration",
+    "field_errors",
     "hookimpl",
     "import_objects",
     "json_field",
     "now_ms",
     "outbound_url_field",
     "parse_fiat",
+    "page_environment",
     "query",
+    "redirect",
+    "render_page",
     "require_wallet_key",
+    "require_web_session",
     "run_ddl",
     "text_field",
     "transaction",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
+from urllib.parse import urlencode
 
 from litestar import Litestar, Request, Response, Router, get
 from litestar.connection import ASGIConnection
@@ -28,6 +29,7 @@ from .contract import PluginHost
 from .errors import FulmenError
 from .host import Host
 from .settings import Settings
+from .web import SignInRequired
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,12 @@ def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
 def internal_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response({"detail": "Internal server error.", "status_code": 500}, status_code=500)
+
+
+def sign_in_first(request: Request, exc: SignInRequired) -> Response[Any]:
+    """A page that needs a session sends the browser to sign in."""
+    target = "/admin" if exc.admin else "/?" + urlencode({"next": exc.next_path})
+    return Response("", status_code=303, headers={"Location": target})
 
 
 def plugin_enabled_guard(plugin_id: str):
@@ -114,6 +122,7 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
         lifespan=[lifespan],
         exception_handlers={
             FulmenError: fulmen_error,
+            SignInRequired: sign_in_first,
             HTTPException: http_error,
             Exception: internal_error,
         },

@@ -176,6 +176,10 @@ class Hooks:
                                 plugin_id, item)
         return entries
 
+    async def wallet_actions(self, wallet_id: str) -> list[tuple[str, Any]]:
+        """(plugin id, result) of each serving plugin's `wallet_actions`."""
+        return await self._call_each("wallet_actions", wallet_id=wallet_id)
+
     async def resolve_lightning_address(self, username: str, base_url: str) -> dict[str, Any] | None:
         """First result wins (in pluggy's order: last registered first)."""
         for impl in reversed(self._impls("resolve_lightning_address")):

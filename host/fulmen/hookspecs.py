@@ -141,6 +141,17 @@ def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict[str, 
     """
 
 
+@hookspec
+def wallet_actions(host: PluginHost, wallet_id: str) -> list[dict[str, str]] | None:
+    """Return buttons for a wallet's page in the web UI: `[{"href", "label"}]`.
+
+    When: each time a signed-in user opens one of their wallets.
+    Arguments: `host`, `wallet_id` (a wallet of the signed-in account).
+    Results: every enabled plugin is called; entries without text `href`
+    (a path on this site, starting with `/`) and `label` are dropped.
+    """
+
+
 # --- lifecycle ------------------------------------------------------------------
 
 

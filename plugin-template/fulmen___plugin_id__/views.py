@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import BadRequest, PluginHost, InvoiceRequest, WalletAuth, require_wallet_key
-from jinja2 import Environment, PackageLoader, select_autoescape
-from litestar import Router, get, post
+from fulmen import (
+    BadRequest,
+    PluginHost,
+    InvoiceRequest,
+    WalletAuth,
+    current_web_session,
+    page_environment,
+    render_page,
+    require_wallet_key,
+)
+from litestar import Request, Router, get, post
 from litestar.di import Provide
 from litestar.response import Response
 
 from .store import paid_invoices
 
 PLUGIN_ID = "__plugin_id__"
-PAGES = Environment(loader=PackageLoader(__package__, "templates"),
-                    autoescape=select_autoescape(["html"]))
+# This package's templates, and the host's `base.html` and `_macros.html`.
+PAGES = page_environment(__package__)
 
 
 @post("/api/v1/invoices", status_code=201, dependencies={"wallet": require_wallet_key("invoice")})
@@ -39,9 +47,12 @@ async def list_paid(wallet: WalletAuth) -> list[dict[str, Any]]:
 
 
 @get("/", media_type="text/html", include_in_schema=False)
-async def page() -> Response[str]:
-    html = PAGES.get_template(f"{PLUGIN_ID}/index.html").render(title="__plugin_title__")
-    return Response(html, media_type="text/html")
+async def page(request: Request) -> Response[str]:
+    """A page on the host's base template: its navigation, stylesheet and session."""
+    session = await current_web_session(request)
+    wallets = await session.wallets() if session and not session.admin else []
+    return await render_page(request, PAGES, f"{PLUGIN_ID}/index.html", title="__plugin_title__",
+                             wallets=wallets)
 
 
 def routes(host: PluginHost) -> list[Any]:

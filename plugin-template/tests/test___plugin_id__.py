@@ -49,3 +49,4 @@ async def test_page_renders(fulmen):
     r = await client.get(f"/{PLUGIN}/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "<h1>__plugin_title__</h1>" in r.text
+    assert "/static/fulmen.css" in r.text  # on the host's base template

@@ -173,7 +173,9 @@ async def test_status_needs_account_credential(fulmen):
 async def test_web_page_and_qr_code(fulmen):
     client = await fulmen.start()
     r = await client.get("/")
-    assert r.status_code == 200 and "Fulmen" in r.text and "/api/v1/wallet" in r.text
+    assert r.status_code == 200 and "Fulmen" in r.text and "Create an account" in r.text
+    assert (await client.get("/static/fulmen.css")).status_code == 200
+    assert (await client.get("/static/htmx.min.js")).status_code == 200
     r = await client.get("/api/v1/qrcode/lnbc1test")
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
     assert b"<svg" in r.content

@@ -1,31 +1,18 @@
-"""The small web UI: one page that talks to the wallet API with a key kept in
-the browser. Plugins add navigation links through the `nav_entries` hook."""
+"""The web UI's routes: the pages in `fulmen/web/`, the static files (one
+stylesheet, htmx, the icon) and QR codes. Plugins add navigation links
+through the `nav_entries` hook and pages through their own routes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from litestar import Request, get
+from litestar import get
 from litestar.response import Response
+from litestar.static_files import create_static_files_router
 
-from ..host import Host
-from ..version import __version__
-
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
-
-
-@get("/", media_type="text/html", include_in_schema=False)
-async def index(request: Request) -> Response[str]:
-    host: Host = request.app.state.host
-    page = TEMPLATES.get_template("index.html").render(
-        version=__version__, nav=await host.hooks.nav_entries(), allow_signup=host.settings.allow_signup,
-    )
-    return Response(page, media_type="text/html")
+from ..web import admin as admin_pages
+from ..web import pages
 
 
 @get("/api/v1/qrcode/{text:str}", include_in_schema=False)
@@ -44,4 +31,16 @@ async def qrcode(text: str) -> Response[bytes]:
     return Response(out.getvalue(), media_type="image/svg+xml")
 
 
-ROUTES: list[Any] = [index, qrcode]
+STATIC = create_static_files_router(
+    path="/static", directories=[Path(__file__).parent.parent / "static"], include_in_schema=False,
+    cache_control=None,
+)
+
+
+@get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response[bytes]:
+    icon = (Path(__file__).parent.parent / "static" / "icon.svg").read_bytes()
+    return Response(icon, media_type="image/svg+xml")
+
+
+ROUTES: list[Any] = [*pages.ROUTES, *admin_pages.ROUTES, STATIC, favicon, qrcode]

@@ -30,11 +30,12 @@ def register_routes(host: PluginHost) -> list[Any]:
     from litestar.di import Provide
 
     from .controllers import LnurlController, PayLinkController
+    from .pages import ROUTES as PAGES
 
     async def provide_host() -> PluginHost:
         return host
 
-    return [Router(path="/", route_handlers=[PayLinkController, LnurlController],
+    return [Router(path="/", route_handlers=[*PAGES, PayLinkController, LnurlController],
                    dependencies={"host": Provide(provide_host)})]
 
 
@@ -69,3 +70,8 @@ async def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict
     from .links import import_links
 
     return await import_links(host, wallet, data)
+
+
+@hookimpl
+def wallet_actions(host: PluginHost, wallet_id: str) -> list[dict[str, str]]:
+    return [{"href": "/lnurlp/", "label": "Pay links"}]

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import segno
-from jinja2 import Environment, PackageLoader, select_autoescape
-from litestar import Controller, MediaType, Request, Response, delete, get, post, put
-
 from fulmen import PluginHost, WalletAuth, require_wallet_key
+from litestar import Controller, Request, Response, delete, get, post, put
 
 from . import links
 from .links import LnurlFailure
-
-templates = Environment(
-    loader=PackageLoader("fulmen_lnurlp", "templates"),
-    autoescape=select_autoescape(["html"]),
-)
 
 
 def lnurl_error(failure: LnurlFailure) -> Response[dict[str, Any]]:
@@ -65,7 +57,7 @@ class PayLinkController(Controller):
 
 
 class LnurlController(Controller):
-    """The LNURL-pay protocol (public) and the link page."""
+    """The LNURL-pay protocol (public). The pages are in `pages.py`."""
 
     path = "/"
 
@@ -95,23 +87,3 @@ class LnurlController(Controller):
         except LnurlFailure as failure:
             return lnurl_error(failure)
         return Response(answer)
-
-    @get("/", media_type=MediaType.HTML)
-    async def index(self) -> Response[str]:
-        return Response(templates.get_template("lnurlp/index.html").render(), media_type=MediaType.HTML)
-
-    @get("/link/{link_id:str}", media_type=MediaType.HTML)
-    async def link_page(self, host: PluginHost, request: Request, link_id: str) -> Response[str]:
-        """A page with the link's QR code, for printing or showing."""
-        row = await links.get_link(link_id)
-        code, _, lud17 = links.lnurl_forms(host.base_url(request), row["id"])
-        shown = links.to_json(row, host.base_url(request))
-        # upper case bech32: the QR code's compact alphanumeric mode
-        svg = segno.make(f"lightning:{code}", error="l").svg_inline(scale=5, border=2)
-        html = templates.get_template("lnurlp/link.html").render(
-            link={"description": row["description"], "min": shown["min"], "max": shown["max"],
-                  "unit": row["currency"] or "sat",
-                  "address": links.identifier(row, host.base_url(request))},
-            lnurl=code, lud17=lud17, qr=svg,
-        )
-        return Response(html, media_type=MediaType.HTML)

@@ -31,11 +31,12 @@ def register_routes(host: PluginHost) -> list[Any]:
     from litestar.di import Provide
 
     from .controllers import TargetsController
+    from .pages import ROUTES as PAGES
 
     async def provide_host() -> PluginHost:
         return host
 
-    return [Router(path="/", route_handlers=[TargetsController],
+    return [Router(path="/", route_handlers=[*PAGES, TargetsController],
                    dependencies={"host": Provide(provide_host)})]
 
 
@@ -58,3 +59,8 @@ async def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict
     from .targets import import_targets
 
     return await import_targets(host, wallet.wallet_id, data)
+
+
+@hookimpl
+def nav_entries(host: PluginHost) -> list[dict[str, str]]:
+    return [{"href": "/splitpayments/", "label": "Split payments"}]

@@ -30,11 +30,12 @@ def register_routes(host: PluginHost) -> list[Any]:
     from litestar.di import Provide
 
     from .controllers import TerminalPage, TposController
+    from .pages import ROUTES as PAGES
 
     async def provide_host() -> PluginHost:
         return host
 
-    return [Router(path="/", route_handlers=[TposController, TerminalPage],
+    return [Router(path="/", route_handlers=[*PAGES, TposController, TerminalPage],
                    dependencies={"host": Provide(provide_host)})]
 
 
@@ -57,3 +58,13 @@ async def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict
     from .terminals import import_terminals
 
     return await import_terminals(host, wallet, data)
+
+
+@hookimpl
+def nav_entries(host: PluginHost) -> list[dict[str, str]]:
+    return [{"href": "/tpos/", "label": "Point of sale"}]
+
+
+@hookimpl
+def wallet_actions(host: PluginHost, wallet_id: str) -> list[dict[str, str]]:
+    return [{"href": "/tpos/", "label": "Point of sale"}]

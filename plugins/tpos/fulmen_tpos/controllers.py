@@ -8,19 +8,14 @@ import re
 from typing import Any
 
 import segno
-from fulmen import BadRequest, PluginHost, WalletAuth, require_wallet_key
-from jinja2 import Environment, PackageLoader, select_autoescape
+from fulmen import BadRequest, PluginHost, WalletAuth, page_environment, render_page, require_wallet_key
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 
 from . import payments, terminals
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
-templates = Environment(
-    loader=PackageLoader("fulmen_tpos", "templates"),
-    autoescape=select_autoescape(["html"]),
-    enable_async=False,
-)
+templates = page_environment("fulmen_tpos")
 
 
 def flag(value: str | None) -> bool:
@@ -80,7 +75,7 @@ class TerminalPage(Controller):
     path = "/"
 
     @get("/{tpos_id:str}", media_type=MediaType.HTML)
-    async def terminal(self, host: PluginHost, tpos_id: str) -> Response[str]:
+    async def terminal(self, request: Request, tpos_id: str) -> Response[str]:
         tpos = await terminals.get_tpos(tpos_id)
         items = [i for i in json.loads(tpos["items"]) if not i.get("disabled")]
         fiat = tpos["currency"] not in ("sat", "sats")
@@ -94,8 +89,7 @@ class TerminalPage(Controller):
             "tip_options": json.loads(tpos["tip_options"]) if tpos["tip_wallet"] else [],
             "items": items,
         }
-        html = templates.get_template("tpos/terminal.html").render(tpos=public)
-        return Response(html, media_type=MediaType.HTML)
+        return await render_page(request, templates, "tpos/terminal.html", tpos=public)
 
     @get("/{tpos_id:str}/qr/{payment_hash:str}", media_type="image/svg+xml")
     async def qr(self, host: PluginHost, tpos_id: str, payment_hash: str) -> Response[str]:

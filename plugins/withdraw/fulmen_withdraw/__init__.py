@@ -24,11 +24,12 @@ def register_routes(host: PluginHost) -> list[Any]:
     from litestar.di import Provide
 
     from .controllers import LnurlController, WithdrawLinkController
+    from .pages import ROUTES as PAGES
 
     async def provide_host() -> PluginHost:
         return host
 
-    return [Router(path="/", route_handlers=[WithdrawLinkController, LnurlController],
+    return [Router(path="/", route_handlers=[*PAGES, WithdrawLinkController, LnurlController],
                    dependencies={"host": Provide(provide_host)})]
 
 
@@ -49,3 +50,8 @@ async def wallet_import(host: PluginHost, wallet: WalletAuth, data: Any) -> dict
     from .links import import_links
 
     return await import_links(host, wallet, data)
+
+
+@hookimpl
+def wallet_actions(host: PluginHost, wallet_id: str) -> list[dict[str, str]]:
+    return [{"href": "/withdraw/", "label": "Withdraw links"}]

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import segno
-from jinja2 import Environment, PackageLoader, select_autoescape
-from litestar import Controller, MediaType, Request, Response, delete, get, post, put
-
 from fulmen import BadRequest, PluginHost, WalletAuth, require_wallet_key
+from litestar import Controller, Request, Response, delete, get, post, put
 
 from . import links
 from .links import LnurlFailure
-
-templates = Environment(
-    loader=PackageLoader("fulmen_withdraw", "templates"),
-    autoescape=select_autoescape(["html"]),
-)
 
 
 def lnurl_error(failure: LnurlFailure) -> Response[dict[str, Any]]:
@@ -93,22 +85,3 @@ class LnurlController(Controller):
             return Response(await links.claim(host, unique_hash, k1, pr))
         except LnurlFailure as failure:
             return lnurl_error(failure)
-
-    @get("/", media_type=MediaType.HTML)
-    async def index(self) -> Response[str]:
-        return Response(templates.get_template("withdraw/index.html").render(), media_type=MediaType.HTML)
-
-    @get("/{unique_hash:str}", media_type=MediaType.HTML)
-    async def link_page(self, host: PluginHost, request: Request, unique_hash: str) -> Response[str]:
-        """The link's QR code, to print or show (whoever has it can withdraw).
-        Found by the link's secret `unique_hash`, not its id: the id is shown
-        to keys that cannot spend."""
-        row = await links.link_by_page_key(unique_hash)
-        code, _ = links.lnurl_forms(host.base_url(request), row["unique_hash"])
-        svg = segno.make(f"lightning:{code}", error="l").svg_inline(scale=5, border=2)
-        html = templates.get_template("withdraw/link.html").render(
-            link={"title": row["title"], "min": int(row["min_withdrawable"]),
-                  "max": int(row["max_withdrawable"]), "left": int(row["uses"]) - int(row["used"])},
-            lnurl=code, qr=svg,
-        )
-        return Response(html, media_type=MediaType.HTML)
