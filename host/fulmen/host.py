@@ -287,12 +287,17 @@ class Host:
         """Every process: follow plugin state, reconcile payments."""
         last_reconcile = 0.0
         loop = asyncio.get_running_loop()
+        last_invoice_check = loop.time()  # the invoice listener checks at start
         while not self._stopping.is_set():
             try:
                 await self._sync_plugin_state()
                 if loop.time() - last_reconcile >= self.settings.reconcile_interval:
                     last_reconcile = loop.time()
                     await self.payments.reconcile()
+                if loop.time() - last_invoice_check >= self.settings.invoice_check_interval:
+                    # A settlement the stream or watcher missed is still credited.
+                    last_invoice_check = loop.time()
+                    await self.payments.check_pending_invoices()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -310,7 +315,7 @@ class Host:
         while not self._stopping.is_set():
             try:
                 async for checking_id in self.funding.paid_invoices_stream():
-                    await self.payments.settle_incoming(checking_id)
+                    await self.payments.settle_incoming_isolated(checking_id)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     allow_insecure_http_hosts: str = ""  # comma-separated hosts allowed over plain http
 
     reconcile_interval: float = 30.0
+    # Seconds between checks of pending incoming invoices with the funding source.
+    invoice_check_interval: float = 60.0
     log_level: str = "INFO"
 
     @property

@@ -72,6 +72,8 @@ class Payment(Table, tablename="fulmen_payment"):
     internal = Boolean(default=False)
     idempotency_key = Varchar(length=128, null=True)
     error = Text(null=True)
+    #: why the last attempt to settle or check this payment failed (admin view)
+    check_error = Text(null=True)
     created_at = BigInt()
     updated_at = BigInt()
 

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, Router, get, post, put
 
 from .. import db
+from ..audit import run_audit
 from ..errors import BadRequest, NotFound
 from ..funding.fake import FakeWallet
 from ..host import Host
@@ -95,8 +96,8 @@ async def fake_settle(request: Request, payment_hash: str) -> dict[str, Any]:
 
 @get("/audit")
 async def audit(request: Request) -> dict[str, Any]:
-    mismatches = await host_of(request).wallets.audit()
-    return {"ok": not mismatches, "mismatches": mismatches}
+    """Every balance against its ledger and its payment history (`fulmen audit`)."""
+    return await run_audit(host_of(request).settings)
 
 
 @get("/plugins")
@@ -147,8 +148,10 @@ async def pending_payments(request: Request) -> list[dict[str, Any]]:
     now = db.now_ms()
     from ..models import Payment
 
+    # check_error: why the last attempt to settle it failed (it is retried).
     return [
-        {**Payment.from_row(r).to_lnbits(), "overdue": int(r["expires_at"]) + 600_000 < now}
+        {**Payment.from_row(r).to_lnbits(), "overdue": int(r["expires_at"]) + 600_000 < now,
+         "check_error": r.get("check_error")}
         for r in rows
     ]
 
