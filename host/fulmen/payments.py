@@ -66,6 +66,17 @@ def is_unique_violation(exc: BaseException) -> bool:
     return name == "UniqueViolationError" or (name == "IntegrityError" and "UNIQUE" in str(exc))
 
 
+BALANCE_CEILING_MESSAGE = (
+    f"This would take the wallet's balance above the maximum of {MAX_BALANCE_MSAT} msat "
+    "(21 million bitcoin)"
+)
+
+
+def is_balance_ceiling_violation(exc: BaseException) -> bool:
+    """The database refused a balance above the ceiling (its CHECK or trigger)."""
+    return "fulmen_wallet_balance_max" in str(exc)
+
+
 def _in_lock_order(payer: str, payee: str, amount: int) -> list[tuple[str, int]]:
     """The two balance changes of an internal payment, in wallet-id order, so
     two opposite payments lock the rows in the same order and cannot deadlock."""
@@ -217,6 +228,10 @@ class PaymentService:
                 )
             except internal_payment.Mismatch:
                 log.warning("internal payment of invoice %s: settling step by step", invoice_row["id"])
+            except Exception as exc:
+                if is_balance_ceiling_violation(exc):  # the database's CHECK refused it
+                    raise BadRequest(BALANCE_CEILING_MESSAGE) from None
+                raise
         async with transaction(self.engine):
             incoming, outgoing = await self._settle_internal_step_by_step(
                 wallet, invoice_row, extra, idempotency_key
@@ -581,10 +596,7 @@ class PaymentService:
             if not rows:
                 if not await query("SELECT 1 FROM fulmen_wallet WHERE id = {} AND NOT deleted", wallet_id):
                     raise NotFound("Wallet not found.")
-                raise BadRequest(
-                    f"This would take the wallet's balance above the maximum of "
-                    f"{MAX_BALANCE_MSAT} msat (21 million bitcoin)"
-                )
+                raise BadRequest(BALANCE_CEILING_MESSAGE)
         return int(rows[0]["balance_msat"])
 
     async def _ledger(
