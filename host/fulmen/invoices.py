@@ -59,7 +59,7 @@ def decode_invoice(bolt11: str, network: str | None = None) -> DecodedInvoice:
     prefix: bc, tb, tbs, bcrt)."""
     try:
         decoded = bolt11_lib.decode(bolt11)
-    except Exception as exc:  # the decoder raises many types for bad input
+    except Exception as exc:  # noqa: BLE001 - the decoder raises many types for bad input
         raise BadRequest(f"Invalid bolt11 invoice: {exc or type(exc).__name__}") from None
     currency = str(decoded.currency)
     if network is not None and currency != network:

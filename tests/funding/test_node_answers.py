@@ -17,7 +17,8 @@ import pytest
 from fulmen.funding import PaymentState
 from fulmen.funding.eclair import EclairFunding
 from fulmen.funding.lnbits import LnbitsFunding
-from fulmen.funding.lnd import LndRestFunding, from_settings as lnd_from_settings
+from fulmen.funding.lnd import LndRestFunding
+from fulmen.funding.lnd import from_settings as lnd_from_settings
 
 from .common import Drain, decode
 from .fake_eclair import FakeEclair
