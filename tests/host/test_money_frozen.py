@@ -345,3 +345,28 @@ async def test_history_accepts_the_keys_own_wallet_id(fulmen_db):
         r = await client.get(path, headers=alice.read_headers, params={"wallet_id": bob.id})
         assert r.status_code == 403, r.text
         assert "wallet_id" in r.json()["detail"]
+
+
+async def test_migration_turns_earlier_top_ups_into_payments(fulmen_db):
+    """A top-up made before this version exists only in the ledger; the
+    migration gives it its payment, so the history adds up."""
+    from fulmen.migrations.fulmen_2026_12_02t10_30_00_000000 import _backfill_admin_payments
+
+    client = await fulmen_db.start()
+    alice = await fulmen_db.wallet("alice")
+    # as the old top-up wrote it: balance and ledger, no payment
+    await query("UPDATE fulmen_wallet SET balance_msat = 42000 WHERE id = {}", alice.id)
+    await query("INSERT INTO fulmen_ledger (wallet_id, amount_msat, kind, payment_id, reason, "
+                "created_at) VALUES ({}, 42000, 'admin', NULL, 'old top-up', 1700000000000)",
+                alice.id)
+    audit = (await client.get("/admin/api/v1/audit", headers=fulmen_db.admin_headers)).json()
+    assert audit["mismatches"] == [{"id": alice.id, "balance_msat": 42000, "ledger_msat": 42000,
+                                    "history_msat": 0}]
+    await _backfill_admin_payments()
+    await _backfill_admin_payments()  # nothing left to do the second time
+    audit = (await client.get("/admin/api/v1/audit", headers=fulmen_db.admin_headers)).json()
+    assert audit["ok"] is True, audit
+    [payment] = (await client.get("/api/v1/payments", headers=alice.read_headers)).json()
+    assert payment["memo"] == "Admin credit" and payment["amount"] == 42000
+    assert payment["extra"] == {"reason": "old top-up"}
+    assert payment["time"].startswith("2023-11-14")
