@@ -370,3 +370,27 @@ async def test_migration_turns_earlier_top_ups_into_payments(fulmen_db):
     assert payment["memo"] == "Admin credit" and payment["amount"] == 42000
     assert payment["extra"] == {"reason": "old top-up"}
     assert payment["time"].startswith("2023-11-14")
+
+
+async def test_an_invoice_that_cannot_be_credited_does_not_stop_the_stream(fulmen_db):
+    import asyncio
+
+    client = await fulmen_db.start()
+    alice = await fulmen_db.wallet("alice")
+    bob = await fulmen_db.wallet("bob")
+    r = await client.put("/users/api/v1/balance", json={"id": alice.id, "amount": MAX_MSAT // 1000},
+                         headers=fulmen_db.admin_headers)
+    assert r.status_code == 200
+    stuck = await fulmen_db.invoice(alice, 1)
+    fine = await fulmen_db.invoice(bob, 2)
+    fulmen_db.host.funding.mark_paid(stuck["checking_id"])  # paid from outside, in this order
+    fulmen_db.host.funding.mark_paid(fine["checking_id"])
+    for _ in range(100):
+        if await fulmen_db.balance(bob) == 2000:
+            break
+        await asyncio.sleep(0.05)
+    assert await fulmen_db.balance(bob) == 2000
+    assert await fulmen_db.balance(alice) == MAX_MSAT
+    r = await client.get("/admin/api/v1/payments/pending", headers=fulmen_db.admin_headers)
+    [row] = r.json()
+    assert row["payment_hash"] == stuck["payment_hash"] and "maximum" in row["check_error"]

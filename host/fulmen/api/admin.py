@@ -141,9 +141,11 @@ async def hook_deliveries(
 
 @get("/payments/pending")
 async def pending_payments(request: Request) -> list[dict[str, Any]]:
-    """Outgoing payments still waiting for the node's final word."""
+    """Outgoing payments still waiting for the node's final word, and paid
+    invoices that could not be credited yet (both with `check_error`)."""
     rows = await db.query(
-        "SELECT * FROM fulmen_payment WHERE out AND status = 'pending' ORDER BY created_at"
+        "SELECT * FROM fulmen_payment WHERE status = 'pending' "
+        "AND (out OR check_error IS NOT NULL) ORDER BY created_at"
     )
     now = db.now_ms()
     from ..models import Payment
