@@ -101,7 +101,9 @@ def check_created(
     try:
         decoded = decode_invoice(bolt11, network)
     except BadRequest as exc:
-        raise BadNodeAnswer(f"The funding source returned an unusable invoice: {exc.detail}") from None
+        raise BadNodeAnswer(
+            f"The funding source returned an unusable invoice: {exc.detail}"
+        ) from None
     if payment_hash and decoded.payment_hash != payment_hash.lower():
         raise BadNodeAnswer(
             "The funding source returned an invoice whose payment hash "

@@ -456,7 +456,9 @@ class PaymentService:
                     resolved += 1
         return resolved
 
-    async def _finish_isolated(self, payment_id: int, status: PaymentStatus, old_error: Any) -> bool:
+    async def _finish_isolated(
+        self, payment_id: int, status: PaymentStatus, old_error: Any
+    ) -> bool:
         try:
             await self.finish_outgoing(payment_id, status)
         except Exception as exc:
@@ -469,7 +471,10 @@ class PaymentService:
 
     async def record_check_error(self, payment_id: int, exc: BaseException | str | None) -> None:
         """Note on the payment why settling or checking it failed (None clears it)."""
-        text = None if exc is None else (exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}")
+        if exc is None or isinstance(exc, str):
+            text = exc
+        else:
+            text = f"{type(exc).__name__}: {exc}"
         try:
             await query(
                 "UPDATE fulmen_payment SET check_error = {} WHERE id = {}",
@@ -545,8 +550,9 @@ class PaymentService:
             rows = await query(
                 "INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, "
                 "bolt11, amount_msat, fee_msat, fee_reserve_msat, memo, expires_at, extra, tag, "
-                "internal, created_at, updated_at) VALUES ({}, {}, 'success', {}, {}, '', {}, 0, 0, "
-                "{}, {}, {}, NULL, {}, {}, {}) RETURNING id",
+                "internal, created_at, updated_at) VALUES "
+                "({}, {}, 'success', {}, {}, '', {}, 0, 0, {}, {}, {}, NULL, {}, {}, {}) "
+                "RETURNING id",
                 wallet_id, amount_msat < 0, payment_hash, f"admin_{payment_hash}", amount_msat,
                 "Admin credit" if amount_msat > 0 else "Admin debit", now,
                 json.dumps({"reason": reason}), True, now, now,
@@ -596,7 +602,10 @@ class PaymentService:
                 delta, wallet_id, MAX_BALANCE_MSAT - delta,
             )
             if not rows:
-                if not await query("SELECT 1 FROM fulmen_wallet WHERE id = {} AND NOT deleted", wallet_id):
+                live = await query(
+                    "SELECT 1 FROM fulmen_wallet WHERE id = {} AND NOT deleted", wallet_id
+                )
+                if not live:
                     raise NotFound("Wallet not found.")
                 raise BadRequest(BALANCE_CEILING_MESSAGE)
         return int(rows[0]["balance_msat"])

@@ -49,8 +49,9 @@ async def _backfill_admin_payments() -> None:
         amount = int(row["amount_msat"])
         payment_hash = secrets.token_hex(32)
         inserted = await db.query(
-            "INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, bolt11, "
-            "amount_msat, fee_msat, fee_reserve_msat, memo, expires_at, extra, tag, internal, "
+            "INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, "
+            "bolt11, amount_msat, fee_msat, fee_reserve_msat, memo, expires_at, extra, tag, "
+            "internal, "
             "created_at, updated_at) VALUES ({}, {}, 'success', {}, {}, '', {}, 0, 0, {}, {}, {}, "
             "NULL, {}, {}, {}) RETURNING id",
             row["wallet_id"], amount < 0, payment_hash, f"admin_{payment_hash}", amount,
