@@ -79,19 +79,24 @@ def migrate() -> None:
 
 @cli.command()
 def audit() -> None:
-    """Check every wallet's balance against its ledger; exit 1 on a mismatch."""
+    """Check every wallet's balance against its ledger and its payment
+    history; exit 1 on a mismatch."""
+    from .audit import run_audit
 
     async def run(host):
         await host.migrate()
-        return await host.wallets.audit()
+        return await run_audit(host.settings)
 
-    mismatches = _with_host(run)
-    for row in mismatches:
+    report = _with_host(run)
+    click.echo(f"database: {report['database']}")
+    click.echo(f"checked {report['wallets']} wallets, {report['ledger_entries']} ledger entries, "
+               f"{report['payments']} payments")
+    for row in report["mismatches"]:
         click.echo(f"MISMATCH wallet {row['id']}: balance {row['balance_msat']} msat, "
-                   f"ledger {row['ledger_msat']} msat")
-    if mismatches:
+                   f"ledger {row['ledger_msat']} msat, history {row['history_msat']} msat")
+    if report["mismatches"]:
         sys.exit(1)
-    click.echo("audit ok: every balance equals its ledger")
+    click.echo("audit ok: every balance equals its ledger and its payment history")
 
 
 def _passphrase(passphrase_file: str | None, ask: bool, confirm: bool) -> str | None:

@@ -51,3 +51,10 @@ class PaymentRejected(FulmenError):
     """Raised by a plugin in `before_payment_sent` to refuse a payment."""
 
     status_code = 403
+
+
+class BadNodeAnswer(FulmenError):
+    """The funding source answered with something the host refuses to use
+    (an invoice for another hash, amount or network)."""
+
+    status_code = 502

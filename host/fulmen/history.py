@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from .db import query
-from .errors import BadRequest
+from .errors import BadRequest, Forbidden
 
 # API field -> column. Amount and fee are msat, as in responses.
 FIELDS = {
@@ -38,7 +38,7 @@ SORTABLE = {"time": "created_at", "created_at": "created_at", "amount": "amount_
             "fee": "fee_msat", "status": "status", "memo": "memo", "updated_at": "updated_at"}
 PARAM = re.compile(r"^([a-z_]+)(?:\[([a-z]+)\])?$")
 RESERVED_PARAMS = {"limit", "offset", "sortby", "direction", "search", "out", "api-key",
-                   "recheck_pending", "all_wallets", "format"}
+                   "recheck_pending", "all_wallets", "format", "wallet_id"}
 MAX_LIMIT = 1000
 
 
@@ -91,6 +91,9 @@ class HistoryQuery:
     @classmethod
     def from_params(cls, wallet_id: str, params: Mapping[str, str]) -> "HistoryQuery":
         q = cls(wallet_id=wallet_id)
+        # LNbits clients may name the wallet: it must be the key's own.
+        if "wallet_id" in params and params["wallet_id"] != wallet_id:
+            raise Forbidden("wallet_id names another wallet than the one this key opens")
         for key, value in params.items():
             if key in RESERVED_PARAMS:
                 continue

@@ -145,6 +145,7 @@ class Host:
         self.spawn(self.hooks.deliveries.run(), name="fulmen-hook-deliveries")
         self.spawn(self.jobs.outbox.run(), name="fulmen-jobs")
         self.spawn(self._listen_for_paid_invoices(), name="fulmen-invoice-stream")
+        self.spawn(self._check_pending_invoices(), name="fulmen-invoice-check")
         await self.events.start()
         self.spawn(self.webhooks.run(), name="fulmen-webhooks")
         self.started = True
@@ -186,6 +187,25 @@ class Host:
             except asyncio.TimeoutError:
                 pass
 
+    async def _check_pending_invoices(self) -> None:
+        """Every `invoice_check_interval` seconds (0: never), ask the funding
+        source about pending incoming invoices, so a settlement the stream or
+        the watcher missed is still credited. Its own task: a slow node holds
+        up nothing else."""
+        interval = self.settings.invoice_check_interval
+        while interval > 0 and not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), interval)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.payments.check_pending_invoices()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("checking pending invoices failed")
+
     async def _listen_for_paid_invoices(self) -> None:
         """Credit invoices the funding source reports paid. Every process may
         listen: `settle_incoming` credits each invoice once."""
@@ -194,7 +214,7 @@ class Host:
         while not self._stopping.is_set():
             try:
                 async for checking_id in self.funding.paid_invoices_stream():
-                    await self.payments.settle_incoming(checking_id)
+                    await self.payments.settle_incoming_isolated(checking_id)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 KEY_KINDS = ("admin", "invoice", "read")
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# The range a date can be shown in (year 1970 to 9999), in Unix ms.
+ISO_MIN_MS, ISO_MAX_MS = 0, 253_402_300_799_999
+
+
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
+    """Unix ms as ISO 8601 UTC. A stored value outside the date type's range
+    (from before invoice dates were bounded) is shown clamped, never raised:
+    one odd row must not make a payment, a history page or an export fail."""
+    ms = min(max(int(ms), ISO_MIN_MS), ISO_MAX_MS)
+    return (EPOCH + timedelta(milliseconds=ms)).isoformat()
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ The rules every path follows:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import secrets
 from typing import Any
 
-import bolt11 as bolt11_lib
 from piccolo.engine.base import Engine
 
 from . import internal_payment
@@ -38,6 +39,8 @@ from .errors import BadRequest, Conflict, InsufficientBalance, NotFound, Payment
 from .events import Event
 from .funding import FundingError, FundingSource, PaymentState, PaymentStatus
 from .hooks import Hooks
+from .invoices import MAX_MSAT as MAX_BALANCE_MSAT
+from .invoices import check_created, decode_invoice
 from .models import InvoiceInfo, InvoiceRequest, Payment, WalletAuth
 from .settings import Settings
 from .settlement import Recorded, Settlement
@@ -45,6 +48,8 @@ from .settlement import Recorded, Settlement
 log = logging.getLogger(__name__)
 
 PAYMENT_COLUMNS = "*"
+#: Pending incoming invoices are still checked this long after they expired.
+INVOICE_GRACE_MS = 3_600_000
 
 
 def sha256_hex(text: str) -> str:
@@ -55,6 +60,17 @@ def is_unique_violation(exc: BaseException) -> bool:
     """A unique index refused the row (sqlite3 or asyncpg)."""
     name = type(exc).__name__
     return name == "UniqueViolationError" or (name == "IntegrityError" and "UNIQUE" in str(exc))
+
+
+BALANCE_CEILING_MESSAGE = (
+    f"This would take the wallet's balance above the maximum of {MAX_BALANCE_MSAT} msat "
+    "(21 million bitcoin)"
+)
+
+
+def is_balance_ceiling_violation(exc: BaseException) -> bool:
+    """The database refused a balance above the ceiling (its CHECK or trigger)."""
+    return "fulmen_wallet_balance_max" in str(exc)
 
 
 def _in_lock_order(payer: str, payee: str, amount: int) -> list[tuple[str, int]]:
@@ -88,6 +104,17 @@ class PaymentService:
             )
         except FundingError as exc:
             raise PaymentFailed(f"The funding source could not create an invoice: {exc}") from exc
+        # A node's invoice must commit to the hash and amount it reports
+        # (decoding costs milliseconds: skipped for invoices the host encoded).
+        if not created.self_encoded:
+            checked = check_created(
+                created.bolt11, created.payment_hash, request.amount_msat, self.settings.network
+            )
+            if not created.payment_hash:  # e.g. an upstream LNbits that omits it
+                created = dataclasses.replace(
+                    created, payment_hash=checked.payment_hash,
+                    checking_id=created.checking_id or checked.payment_hash,
+                )
         now = now_ms()
         rows = await query(
             "INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, bolt11, "
@@ -214,14 +241,12 @@ class PaymentService:
                 payee=None, internal=True,
             )
             return info, row
-        try:
-            decoded = bolt11_lib.decode(bolt11)
-        except Exception as exc:  # the decoder raises many types for bad input
-            raise BadRequest(f"Invalid bolt11 invoice: {exc or type(exc).__name__}") from None
+        # Bounded (amount, expiry, timestamp, final CLTV) and of this host's network.
+        decoded = decode_invoice(bolt11, self.settings.network)
         info = InvoiceInfo(
             bolt11=bolt11, payment_hash=decoded.payment_hash,
-            amount_msat=int(decoded.amount_msat or 0),
-            expires_at=(decoded.date + decoded.expiry) * 1000,
+            amount_msat=decoded.amount_msat,
+            expires_at=decoded.expires_at_ms,
             description=decoded.description, description_hash=decoded.description_hash,
             payee=decoded.payee, internal=False,
         )
@@ -243,6 +268,10 @@ class PaymentService:
                 )
             except internal_payment.Mismatch:
                 log.warning("internal payment of invoice %s: settling step by step", invoice_row["id"])
+            except Exception as exc:
+                if is_balance_ceiling_violation(exc):  # the database's CHECK refused it
+                    raise BadRequest(BALANCE_CEILING_MESSAGE) from None
+                raise
         async with transaction(self.engine):
             incoming, outgoing = await self._settle_internal_step_by_step(
                 wallet, invoice_row, extra, idempotency_key
@@ -365,7 +394,12 @@ class PaymentService:
         except Exception as exc:
             log.warning("pay_invoice for %s raised %r; left pending", invoice.payment_hash, exc)
             status = PaymentStatus(PaymentState.PENDING)
-        final = await self.finish_outgoing(outgoing.id, status)
+        try:
+            final = await self.finish_outgoing(outgoing.id, status)
+        except Exception as exc:  # left pending with its error; `reconcile` retries
+            log.exception("payment %s: cannot apply the node's answer", outgoing.id)
+            await self.record_check_error(outgoing.id, exc)
+            return await self.get_by_id(outgoing.id)
         if final.status == "failed":
             raise PaymentFailed(f"Payment failed: {final.error or 'the node could not route it'}")
         return final
@@ -445,7 +479,8 @@ class PaymentService:
         """Ask the funding source about every pending outgoing payment and
         apply final answers. Returns how many were resolved."""
         rows = await query(
-            "SELECT id, payment_hash FROM fulmen_payment WHERE status = 'pending' AND out AND NOT internal"
+            "SELECT id, payment_hash, check_error FROM fulmen_payment "
+            "WHERE status = 'pending' AND out AND NOT internal"
         )
         resolved = 0
         for row in rows:
@@ -455,9 +490,54 @@ class PaymentService:
                 log.warning("status check for %s failed: %r", row["payment_hash"], exc)
                 continue
             if status.final:
-                await self.finish_outgoing(int(row["id"]), status)
-                resolved += 1
+                # One row that cannot be settled must not stop the others:
+                # its error is recorded on it for the admin, and it is tried
+                # again next time.
+                if await self._finish_isolated(int(row["id"]), status, row.get("check_error")):
+                    resolved += 1
         return resolved
+
+    async def _finish_isolated(
+        self, payment_id: int, status: PaymentStatus, old_error: Any
+    ) -> bool:
+        try:
+            await self.finish_outgoing(payment_id, status)
+        except Exception as exc:
+            log.exception("payment %s: cannot apply the node's final answer", payment_id)
+            await self.record_check_error(payment_id, exc)
+            return False
+        if old_error:
+            await self.record_check_error(payment_id, None)
+        return True
+
+    async def record_check_error(self, payment_id: int, exc: BaseException | str | None) -> None:
+        """Note on the payment why settling or checking it failed (None clears it)."""
+        if exc is None or isinstance(exc, str):
+            text = exc
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        try:
+            await query(
+                "UPDATE fulmen_payment SET check_error = {} WHERE id = {}",
+                None if text is None else text[:1000], payment_id,
+            )
+        except Exception:  # recording is best effort; the row is retried anyway
+            log.exception("payment %s: cannot record its error", payment_id)
+
+    async def settle_incoming_isolated(self, checking_id: str) -> Payment | None:
+        """`settle_incoming` for background work: an invoice that cannot be
+        credited gets its error recorded and is left pending, without
+        stopping the settlement of any other invoice."""
+        try:
+            return await self.settle_incoming(checking_id)
+        except Exception as exc:
+            log.exception("invoice %s: cannot credit it", checking_id)
+            rows = await query(
+                "SELECT id FROM fulmen_payment WHERE checking_id = {} AND NOT out", checking_id
+            )
+            for row in rows:
+                await self.record_check_error(int(row["id"]), exc)
+            return None
 
     async def watch_pending_invoices(self) -> int:
         """Hand unexpired pending invoices to a funding source that polls for
@@ -476,32 +556,49 @@ class PaymentService:
         return len(rows)
 
     async def check_pending_invoices(self) -> int:
-        """Ask the funding source about unexpired pending incoming invoices
-        (after a stream reconnect, or at start)."""
+        """Ask the funding source about pending incoming invoices that are
+        unexpired or expired less than `INVOICE_GRACE_MS` ago (at start, after
+        a stream reconnect, and every `invoice_check_interval` seconds)."""
         rows = await query(
             "SELECT checking_id FROM fulmen_payment WHERE status = 'pending' AND NOT out "
-            "AND expires_at > {}",
-            now_ms() - 3_600_000,
+            "AND expires_at > {} ORDER BY id",
+            now_ms() - INVOICE_GRACE_MS,
         )
         settled = 0
         for row in rows:
             try:
                 status = await self.funding.get_invoice_status(row["checking_id"])
             except Exception:
-                continue
-            if status.state is PaymentState.SUCCESS and await self.settle_incoming(row["checking_id"]):
+                continue  # unknown or unreachable now: asked again next time
+            if status.state is PaymentState.SUCCESS and await self.settle_incoming_isolated(
+                row["checking_id"]
+            ):
                 settled += 1
         return settled
 
     # --- admin ----------------------------------------------------------------
 
     async def admin_adjust(self, wallet_id: str, amount_msat: int, reason: str) -> int:
-        """Credit (positive) or debit (negative) a wallet; returns the new balance."""
+        """Credit (positive) or debit (negative) a wallet; returns the new balance.
+        Recorded as a settled payment ("Admin credit" / "Admin debit", as
+        LNbits does), so the wallet's history adds up to its balance."""
         if amount_msat == 0:
             raise BadRequest("amount must not be zero")
+        now = now_ms()
+        payment_hash = secrets.token_hex(32)
         async with transaction(self.engine):
             balance = await self._change_balance(wallet_id, amount_msat)
-            await self._ledger(wallet_id, amount_msat, "admin", None, now_ms(), reason)
+            rows = await query(
+                "INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, "
+                "bolt11, amount_msat, fee_msat, fee_reserve_msat, memo, expires_at, extra, tag, "
+                "internal, created_at, updated_at) VALUES "
+                "({}, {}, 'success', {}, {}, '', {}, 0, 0, {}, {}, {}, NULL, {}, {}, {}) "
+                "RETURNING id",
+                wallet_id, amount_msat < 0, payment_hash, f"admin_{payment_hash}", amount_msat,
+                "Admin credit" if amount_msat > 0 else "Admin debit", now,
+                json.dumps({"reason": reason}), True, now, now,
+            )
+            await self._ledger(wallet_id, amount_msat, "admin", int(rows[0]["id"]), now, reason)
         return balance
 
     # --- reading ---------------------------------------------------------------
@@ -567,13 +664,20 @@ class PaymentService:
                     raise NotFound("Wallet not found.")
                 raise InsufficientBalance("Insufficient balance.")
         else:
+            # The ceiling is checked here (a 400) before the database's own
+            # CHECK would refuse it; `headroom` is negative for an impossible delta.
             rows = await query(
                 "UPDATE fulmen_wallet SET balance_msat = balance_msat + {} WHERE id = {} "
-                "AND NOT deleted RETURNING balance_msat",
-                delta, wallet_id,
+                "AND NOT deleted AND balance_msat <= {} RETURNING balance_msat",
+                delta, wallet_id, MAX_BALANCE_MSAT - delta,
             )
             if not rows:
-                raise NotFound("Wallet not found.")
+                live = await query(
+                    "SELECT 1 FROM fulmen_wallet WHERE id = {} AND NOT deleted", wallet_id
+                )
+                if not live:
+                    raise NotFound("Wallet not found.")
+                raise BadRequest(BALANCE_CEILING_MESSAGE)
         return int(rows[0]["balance_msat"])
 
     async def _ledger(

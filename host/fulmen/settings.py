@@ -85,6 +85,8 @@ class Settings(VaultBackedSettings):
     rates_redis_prefix: str = "fulmen:rate:"
 
     reconcile_interval: float = 30.0
+    # Seconds between checks of pending incoming invoices with the funding source.
+    invoice_check_interval: float = 60.0
     log_level: str = "INFO"
 
     @property

@@ -32,6 +32,9 @@ class Account(Table, tablename="fulmen_account"):
     #: sha256 of the account's bearer credential
     token_hash = Varchar(length=64, unique=True)
     created_at = BigInt()
+    #: optional web sign-in name and its Argon2id hash
+    username = Varchar(length=64, null=True, default=None)
+    password_hash = Text(null=True, default=None)
 
 
 class Wallet(Table, tablename="fulmen_wallet"):
@@ -80,6 +83,8 @@ class Payment(Table, tablename="fulmen_payment"):
     internal = Boolean(default=False)
     idempotency_key = Varchar(length=128, null=True)
     error = Text(null=True)
+    #: why the last attempt to settle or check this payment failed (admin view)
+    check_error = Text(null=True)
     created_at = BigInt()
     updated_at = BigInt()
 
@@ -187,6 +192,36 @@ class WebhookDelivery(Table, tablename="fulmen_webhook_delivery"):
     delivered_at = BigInt(null=True, default=None)
 
 
+class Job(Table, tablename="fulmen_job"):
+    """A plugin's durable job (fulmen/jobs.py), run by the outbox."""
+
+    id = BigSerial(primary_key=True)
+    plugin_id = Varchar(length=64)
+    kind = Varchar(length=64)
+    #: with a key, a job is recorded once per (plugin, kind, key)
+    job_key = Varchar(length=200, null=True, default=None)
+    payload = Text()
+    #: pending | done | failed (gave up)
+    status = Varchar(length=8, default="pending")
+    attempts = Integer(default=0)
+    next_attempt_at = BigInt()
+    locked_until = BigInt(default=0)
+    give_up_at = BigInt()
+    last_error = Text(null=True, default=None)
+    created_at = BigInt()
+    updated_at = BigInt()
+
+
+class WebSession(Table, tablename="fulmen_web_session"):
+    """A signed-in browser (the cookie's token is stored as its sha256)."""
+
+    token_hash = Varchar(length=64, primary_key=True)
+    account_id = Varchar(length=32, null=True, default=None)
+    admin = Boolean()
+    created_at = BigInt()
+    expires_at = BigInt()
+
+
 CORE_TABLES: list[type[Table]] = [
     Account,
     Wallet,
@@ -200,5 +235,7 @@ CORE_TABLES: list[type[Table]] = [
     WebhookEndpoint,
     WebhookWalletSecret,
     WebhookDelivery,
+    Job,
+    WebSession,
 ]
 """Every table the host's migrations create, in migration order."""

@@ -46,7 +46,7 @@ async def test_concurrent_spends_across_two_processes_never_overdraw(two_hosts):
         balance = (await c.get(servers[1].url + "/api/v1/wallet", headers={"X-Api-Key": a["inkey"]})).json()
         assert balance["balance"] == 100_000 - 33 * 3000
         audit = (await c.get(servers[0].url + "/admin/api/v1/audit", headers=admin)).json()
-        assert audit == {"ok": True, "mismatches": []}
+        assert audit["ok"] is True and audit["mismatches"] == [] and audit["wallets"] == 2
 
 
 async def test_sigterm_drains_and_exits_quickly(two_hosts):

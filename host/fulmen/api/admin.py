@@ -9,6 +9,7 @@ from litestar import Request, Router, get, post, put
 from litestar.response import Stream
 
 from .. import db
+from ..audit import run_audit
 from ..errors import BadRequest, NotFound
 from ..funding.fake import FakeWallet
 from ..host import Host
@@ -96,8 +97,8 @@ async def fake_settle(request: Request, payment_hash: str) -> dict[str, Any]:
 
 @get("/audit")
 async def audit(request: Request) -> dict[str, Any]:
-    mismatches = await host_of(request).wallets.audit()
-    return {"ok": not mismatches, "mismatches": mismatches}
+    """Every balance against its ledger and its payment history (`fulmen audit`)."""
+    return await run_audit(host_of(request).settings)
 
 
 @get("/plugins")
@@ -176,15 +177,19 @@ async def redeliver_job(request: Request, job_id: int) -> dict[str, Any]:
 
 @get("/payments/pending")
 async def pending_payments(request: Request) -> list[dict[str, Any]]:
-    """Outgoing payments still waiting for the node's final word."""
+    """Outgoing payments still waiting for the node's final word, and paid
+    invoices that could not be credited yet (both with `check_error`)."""
     rows = await db.query(
-        "SELECT * FROM fulmen_payment WHERE out AND status = 'pending' ORDER BY created_at"
+        "SELECT * FROM fulmen_payment WHERE status = 'pending' "
+        "AND (out OR check_error IS NOT NULL) ORDER BY created_at"
     )
     now = db.now_ms()
     from ..models import Payment
 
+    # check_error: why the last attempt to settle it failed (it is retried).
     return [
-        {**Payment.from_row(r).to_lnbits(), "overdue": int(r["expires_at"]) + 600_000 < now}
+        {**Payment.from_row(r).to_lnbits(), "overdue": int(r["expires_at"]) + 600_000 < now,
+         "check_error": r.get("check_error")}
         for r in rows
     ]
 

@@ -37,6 +37,9 @@ class CreatedInvoice:
     payment_hash: str
     bolt11: str
     preimage: str | None = None  # known only when the host's own node made it
+    #: the host encoded and signed this invoice itself from these very fields
+    #: (FakeWallet), so the payment service need not decode it to check it
+    self_encoded: bool = False
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class FakeWallet:
             payment_hash=payment_hash,
             bolt11=encoded,
             preimage=preimage.hex(),
+            self_encoded=True,
         )
 
     async def pay_invoice(self, bolt11: str, fee_limit_msat: int) -> PaymentStatus:

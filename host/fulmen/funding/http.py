@@ -395,7 +395,8 @@ class InvoiceWatcher:
     """Turns "is this invoice paid?" polling into a paid-invoices stream.
 
     For nodes without a usable push API. Invoices are watched from creation
-    (or from `watch()`) until paid, failed, unknown, or long expired. While the
+    (or from `watch()`) until paid or expired for longer than `grace`
+    seconds, whatever a single "unknown" or "failed" answer says. While the
     node is unreachable the watcher backs off; the first successful poll
     after that reports everything paid in the meantime.
     """
@@ -459,12 +460,16 @@ class InvoiceWatcher:
                     if state is PaymentState.SUCCESS:
                         self._watched.pop(checking_id, None)
                         yield checking_id
-                    elif state is None or state is PaymentState.FAILED:
-                        self._watched.pop(checking_id, None)
-                    else:
-                        expires = self._watched.get(checking_id)
-                        if expires is not None and now > expires + self.grace:
+                        continue
+                    # "Unknown" or "failed" may be one bad answer (a proxy's
+                    # 404, an upstream restart): an invoice with a known expiry
+                    # stays watched until it has expired plus the grace period.
+                    expires = self._watched.get(checking_id)
+                    if expires is None:
+                        if state is None or state is PaymentState.FAILED:
                             self._watched.pop(checking_id, None)
+                    elif now > expires + self.grace:
+                        self._watched.pop(checking_id, None)
             if failed:
                 await backoff.wait()
                 continue

@@ -133,9 +133,15 @@ class LnbitsFunding:
         if not isinstance(body, dict):
             raise NodeAnswerError("LNbits sent an unexpected invoice answer")
         bolt11 = body.get("bolt11") or body.get("payment_request")
-        payment_hash = hash32_hex(body.get("payment_hash"), "payment_hash")
-        if not bolt11 or not payment_hash:
+        if not bolt11 or not isinstance(bolt11, str):
             raise NodeAnswerError("LNbits sent no invoice")
+        payment_hash = hash32_hex(body.get("payment_hash"), "payment_hash")
+        if not payment_hash:
+            # Some LNbits versions omit it: the invoice itself carries it.
+            try:
+                payment_hash = bolt11_lib.decode(bolt11).payment_hash
+            except Exception:  # noqa: BLE001 - the decoder raises many types
+                raise NodeAnswerError("LNbits sent an invoice that cannot be decoded") from None
         self.watcher.watch(payment_hash, time.time() + expiry)
         return CreatedInvoice(checking_id=payment_hash, payment_hash=payment_hash, bolt11=bolt11)
 

@@ -57,6 +57,9 @@ class LndSettings(VaultBackedSettings):
     pay_timeout: int = 60  # seconds LND may spend on one payment
     stream_idle_timeout: float = 900.0  # reconnect the invoice stream after this much silence
     reconnect_max: float = 60.0  # longest wait between reconnects
+    # Add route hints for private channels to every invoice (LND's `private`),
+    # so a node whose channels are all private can still be paid.
+    private_invoices: bool = True
 
 
 # gRPC status codes LND's gateway puts in {"code": ...}.
@@ -102,6 +105,7 @@ class LndRestFunding:
         stream_idle_timeout: float = 900.0,
         reconnect_initial: float = 0.5,
         reconnect_max: float = 60.0,
+        private_invoices: bool = True,
     ) -> None:
         if not macaroon:
             raise FundingError("LND needs FULMEN_LND_MACAROON or FULMEN_LND_MACAROON_FILE")
@@ -111,6 +115,7 @@ class LndRestFunding:
         self.stream_idle_timeout = stream_idle_timeout
         self.reconnect_initial = reconnect_initial
         self.reconnect_max = reconnect_max
+        self.private_invoices = private_invoices
         self.http = NodeClient(
             "LND",
             url,
@@ -184,6 +189,8 @@ class LndRestFunding:
             "expiry": str(int(expiry)),
             "r_preimage": hex_to_b64(preimage),
         }
+        if self.private_invoices:
+            data["private"] = True  # route hints for private channels
         if description_hash is not None:
             data["description_hash"] = hex_to_b64(description_hash)
         else:
@@ -428,4 +435,5 @@ def from_settings(settings: Any = None) -> LndRestFunding:
         pay_timeout=s.pay_timeout,
         stream_idle_timeout=s.stream_idle_timeout,
         reconnect_max=s.reconnect_max,
+        private_invoices=s.private_invoices,
     )
