@@ -75,7 +75,7 @@ class TerminalPage(Controller):
     path = "/"
 
     @get("/{tpos_id:str}", media_type=MediaType.HTML)
-    async def terminal(self, request: Request, tpos_id: str) -> Response[str]:
+    async def terminal(self, request: Request, host: PluginHost, tpos_id: str) -> Response[str]:
         tpos = await terminals.get_tpos(tpos_id)
         items = [i for i in json.loads(tpos["items"]) if not i.get("disabled")]
         fiat = tpos["currency"] not in ("sat", "sats")
