@@ -24,9 +24,10 @@ from .errors import (
     Unauthorized,
 )
 from .fields import json_field, outbound_url_field, text_field
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, hookspec
 from .host import Host
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
+from .secret_files import read_or_create_secret
 from .version import __version__
 
 __all__ = [
@@ -49,10 +50,12 @@ __all__ = [
     "__version__",
     "ddl_migration",
     "hookimpl",
+    "hookspec",
     "json_field",
     "now_ms",
     "outbound_url_field",
     "query",
+    "read_or_create_secret",
     "require_wallet_key",
     "run_ddl",
     "text_field",

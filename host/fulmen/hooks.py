@@ -88,6 +88,15 @@ class Hooks:
                 results.append((impl.plugin_name, result))
         return results
 
+    async def call_plugins(self, hook: str, *, may_refuse: bool = False,
+                           **kwargs: Any) -> list[Any]:
+        """Call a hook a plugin declared (`register_hookspecs`), like `call_all`:
+        enabled plugins only, failures contained, `(plugin_id, result)` pairs.
+        A hook nobody declared or implemented gives `[]`."""
+        if getattr(self.pm.hook, hook, None) is None:
+            return []
+        return await self.call_all(hook, may_refuse=may_refuse, **kwargs)
+
     async def call_first(self, hook: str, **kwargs: Any) -> Any:
         kwargs.setdefault("host", self.host)
         for impl in reversed(self._impls(hook)):  # pluggy's order: last registered first

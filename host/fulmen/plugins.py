@@ -178,9 +178,18 @@ def call_setup_hook(pm: pluggy.PluginManager, info: PluginInfo, hook: str, **kwa
     return None
 
 
+def add_plugin_hookspecs(pm: pluggy.PluginManager, info: PluginInfo) -> None:
+    """Add the hooks a plugin declares for other plugins (`register_hookspecs`)."""
+    modules = call_setup_hook(pm, info, "register_hookspecs")
+    for module in modules if isinstance(modules, (list, tuple)) else [modules]:
+        if module is not None:
+            pm.add_hookspecs(module)
+
+
 def register(pm: pluggy.PluginManager, info: PluginInfo) -> None:
     try:
         pm.register(info.module, name=info.id)
+        add_plugin_hookspecs(pm, info)
         pm.check_pending()
     except Exception as exc:
         if pm.is_registered(info.module):

@@ -14,6 +14,15 @@ from fulmen import Host, Payment, hookimpl
 # Payment hooks are recorded and called only for payments with these tags.
 payment_tags = {"lnurlp"}
 
+
+@hookimpl
+def register_hookspecs() -> Any:
+    """Hooks other plugins implement to extend pay links (see `hookspecs.py`)."""
+    from . import hookspecs
+
+    return hookspecs
+
+
 @hookimpl
 def register_apps() -> Any:
     from .piccolo_app import APP_CONFIG
@@ -39,7 +48,7 @@ def register_routes(host: Host) -> list[Any]:
 async def resolve_lightning_address(host: Host, username: str, base_url: str) -> dict[str, Any] | None:
     from .links import address_request
 
-    return await address_request(username, base_url)
+    return await address_request(host, username, base_url)
 
 
 @hookimpl
