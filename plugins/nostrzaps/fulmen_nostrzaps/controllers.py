@@ -1,0 +1,63 @@
+"""HTTP: `/nostrzaps/api/v1/...`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+
+from fulmen import BadRequest, Host, Unauthorized, WalletAuth, require_wallet_key
+
+from . import zaps
+from .config import state
+
+MAX_LIMIT = 500
+
+
+def check_admin(host: Host, request: Request) -> None:
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not token:
+        raise Unauthorized("Missing admin credential: send Authorization: Bearer <admin key>.")
+    if not host.check_admin(token):
+        raise Unauthorized("Invalid admin credential.")
+
+
+def parse_limit(limit: str | None) -> int:
+    if limit is None:
+        return 100
+    try:
+        value = int(limit)
+    except ValueError:
+        raise BadRequest("limit must be a whole number") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise BadRequest(f"limit must be from 1 to {MAX_LIMIT}")
+    return value
+
+
+class ZapsController(Controller):
+    path = "/api/v1"
+
+    @get("/pubkey")
+    async def pubkey(self, host: Host) -> dict[str, Any]:
+        """Public: the key that signs zap receipts, and the relays this host suggests."""
+        st = state(host)
+        return {"pubkey": st.pubkey, "relays": list(st.config.relays)}
+
+    @get("/zaps", dependencies={"wallet": require_wallet_key("read")})
+    async def wallet_zaps(self, wallet: WalletAuth, limit: str | None = None) -> list[dict[str, Any]]:
+        """Zaps received by the key's wallet, newest first, with each relay's answer."""
+        return await zaps.wallet_zaps(wallet.wallet_id, parse_limit(limit))
+
+    @get("/deliveries")
+    async def deliveries(self, host: Host, request: Request, status: str | None = None,
+                         limit: str | None = None) -> list[dict[str, Any]]:
+        """Admin: every zap receipt and its deliveries (`?status=pending|ok|refused|skipped`)."""
+        check_admin(host, request)
+        return await zaps.admin_deliveries(status, parse_limit(limit))
+
+    @post("/deliveries/{zap_id:int}/redeliver", status_code=200)
+    async def redeliver(self, host: Host, request: Request, zap_id: int) -> dict[str, Any]:
+        """Admin: publish a receipt again, now, to every relay that has not accepted it."""
+        check_admin(host, request)
+        return await zaps.redeliver(host, zap_id)

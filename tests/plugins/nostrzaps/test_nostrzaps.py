@@ -1,0 +1,429 @@
+"""nostrzaps: NIP-57 zaps on lnurlp pay links and Lightning Addresses,
+against a real relay (the `nostr-relay` package), with events built and
+checked by the tests' own client (coincurve's BIP-340 functions)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import stat
+from typing import Any
+from urllib.parse import quote
+
+import bolt11
+import httpx
+import lnurl
+import pytest
+from coincurve import PrivateKey
+
+from fulmen import query
+from fulmen.testing import ADMIN_KEY, ServerProcess
+from nostr_testing import (  # noqa: F401 - fixtures
+    Relay,
+    query_relay,
+    relay,
+    relay_installed,
+    signed,
+    verifies,
+    wait_for_receipts,
+    zap_request,
+)
+
+LINKS = "/lnurlp/api/v1/links"
+ZAPS = "/nostrzaps/api/v1"
+
+
+@pytest.fixture(autouse=True)
+def plain_ws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test relay listens on loopback without TLS."""
+    monkeypatch.setenv("FULMEN_NOSTRZAPS_ALLOW_PLAIN_WS", "true")
+    monkeypatch.setenv("FULMEN_NOSTRZAPS_RELAY_TIMEOUT", "5")
+
+
+async def zap_link(client: httpx.AsyncClient, wallet: Any, **fields: Any) -> dict[str, Any]:
+    body = {"description": "Tips", "min": 1, "max": 100_000, "zaps": True, **fields}
+    r = await client.post(LINKS, json=body, headers=wallet.admin_headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["zaps"] is True
+    return r.json()
+
+
+async def callback(client: httpx.AsyncClient, pay: dict[str, Any], amount: int,
+                   nostr: str | None) -> httpx.Response:
+    url = pay["callback"] + f"?amount={amount}"
+    if nostr is not None:
+        url += "&nostr=" + quote(nostr, safe="")
+    return await client.get(url)
+
+
+def tags_of(event: dict[str, Any], name: str) -> list[list[str]]:
+    return [t for t in event["tags"] if t[0] == name]
+
+
+async def payment_rows(wallet_id: str) -> int:
+    rows = await query("SELECT COUNT(*) AS n FROM fulmen_payment WHERE wallet_id = {}", wallet_id)
+    return int(rows[0]["n"])
+
+
+def check_receipt(receipt: dict[str, Any], request_raw: str, server_pubkey: str, pr: str,
+                  payment_hash: str, recipient: str, event_id: str | None,
+                  address: str | None) -> None:
+    request = json.loads(request_raw)
+    assert verifies(receipt), "receipt id or BIP-340 signature does not verify"
+    assert receipt["kind"] == 9735 and receipt["pubkey"] == server_pubkey
+    assert receipt["content"] == ""
+    assert tags_of(receipt, "p") == [["p", recipient]]
+    assert tags_of(receipt, "e") == ([["e", event_id]] if event_id else [])
+    assert tags_of(receipt, "a") == ([["a", address]] if address else [])
+    assert tags_of(receipt, "P") == [["P", request["pubkey"]]]
+    assert tags_of(receipt, "bolt11") == [["bolt11", pr]]
+    assert tags_of(receipt, "description") == [["description", request_raw]]
+    [[_, preimage]] = tags_of(receipt, "preimage")
+    assert hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == payment_hash
+    # The invoice commits to the zap request exactly as sent.
+    assert bolt11.decode(pr).description_hash == hashlib.sha256(request_raw.encode()).hexdigest()
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+
+async def test_zap_a_pay_link_end_to_end(fulmen_db, relay):
+    client = await fulmen_db.start(plugins=["lnurlp", "nostrzaps"])
+    creator = await fulmen_db.wallet("creator")
+    fan = await fulmen_db.wallet("fan", sats=1000)
+    link = await zap_link(client, creator)
+
+    pay = (await client.get(f"/lnurlp/{link['id']}")).json()
+    assert pay["allowsNostr"] is True
+    server_pubkey = (await client.get(f"{ZAPS}/pubkey")).json()["pubkey"]
+    assert pay["nostrPubkey"] == server_pubkey and len(server_pubkey) == 64
+
+    fan_key, recipient = PrivateKey(), PrivateKey().public_key_xonly.format().hex()
+    note = secrets.token_hex(32)
+    request = zap_request(fan_key, recipient, [relay.url], 21_000, lnurl=link["lnurl"],
+                          event_id=note, content="Great post!")
+    raw = json.dumps(request)
+    r = await callback(client, pay, 21_000, raw)
+    assert r.status_code == 200, r.text
+    pr = r.json()["pr"]
+    payment_hash = bolt11.decode(pr).payment_hash
+
+    assert (await fulmen_db.pay(fan, pr)).status_code == 201
+    await fulmen_db.drain()
+
+    [receipt] = await wait_for_receipts(relay.url, {"kinds": [9735], "#p": [recipient]})
+    check_receipt(receipt, raw, server_pubkey, pr, payment_hash, recipient, note, None)
+    paid = await query("SELECT updated_at FROM fulmen_payment WHERE payment_hash = {} AND out = {}",
+                       payment_hash, False)
+    assert receipt["created_at"] == int(paid[0]["updated_at"]) // 1000
+
+    zaps = (await client.get(f"{ZAPS}/zaps", headers=creator.read_headers)).json()
+    assert len(zaps) == 1
+    zap = zaps[0]
+    assert zap["sender"] == request["pubkey"] and zap["amount"] == 21_000
+    assert zap["content"] == "Great post!" and zap["receipt_id"] == receipt["id"]
+    assert [(d["relay"], d["status"]) for d in zap["relays"]] == [(relay.url, "ok")]
+    # the fan's wallet sees no zaps of its own; another wallet's key cannot read them
+    assert (await client.get(f"{ZAPS}/zaps", headers=fan.read_headers)).json() == []
+
+
+async def test_zap_a_lightning_address(fulmen, relay):
+    client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
+    creator = await fulmen.wallet("creator")
+    fan = await fulmen.wallet("fan", sats=1000)
+    await zap_link(client, creator, username="satoshi")
+
+    pay = (await client.get("/.well-known/lnurlp/satoshi")).json()
+    assert pay["allowsNostr"] is True and len(pay["nostrPubkey"]) == 64
+    address_lnurl = lnurl.url_encode("http://testserver.local/.well-known/lnurlp/satoshi")
+    fan_key, recipient = PrivateKey(), PrivateKey().public_key_xonly.format().hex()
+    address = f"30023:{recipient}:my-article"
+    request = zap_request(fan_key, recipient, [relay.url], 5_000, lnurl=address_lnurl.lower(),
+                          address=address, content="")
+    raw = json.dumps(request, separators=(",", ":"))
+    r = await callback(client, pay, 5_000, raw)
+    assert r.status_code == 200, r.text
+    pr = r.json()["pr"]
+    assert (await fulmen.pay(fan, pr)).status_code == 201
+    await fulmen.drain()
+
+    [receipt] = await wait_for_receipts(relay.url, {"kinds": [9735], "#p": [recipient]})
+    check_receipt(receipt, raw, pay["nostrPubkey"], pr, bolt11.decode(pr).payment_hash,
+                  recipient, None, address)
+
+
+# --- Appendix D: every rule refused -----------------------------------------------------------
+
+
+def tampered_sig(e: dict[str, Any]) -> dict[str, Any]:
+    other = signed(PrivateKey(), 9734, e["tags"], e["content"], e["created_at"])
+    return {**e, "sig": other["sig"]}
+
+
+def resigned(key: PrivateKey, e: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    fields = {"tags": e["tags"], "content": e["content"], "created_at": e["created_at"],
+              "kind": 9734, **changes}
+    return signed(key, fields["kind"], fields["tags"], fields["content"], fields["created_at"])
+
+
+REFUSALS = {
+    "bad signature": (lambda k, e: tampered_sig(e), "signature"),
+    "id not the hash": (lambda k, e: {**e, "content": "changed after signing"}, "id is not"),
+    "wrong kind": (lambda k, e: resigned(k, e, kind=1), "kind must be 9734"),
+    "no p tag": (lambda k, e: resigned(k, e, tags=[t for t in e["tags"] if t[0] != "p"]),
+                 "exactly one p tag"),
+    "two p tags": (lambda k, e: resigned(k, e, tags=e["tags"] + [["p", "b" * 64]]),
+                   "exactly one p tag"),
+    "two e tags": (lambda k, e: resigned(k, e, tags=e["tags"] + [["e", "c" * 64], ["e", "d" * 64]]),
+                   "at most one e tag"),
+    "no relays tag": (lambda k, e: resigned(k, e, tags=[t for t in e["tags"] if t[0] != "relays"]),
+                      "relays tag"),
+    "amount differs": (lambda k, e: resigned(
+        k, e, tags=[t if t[0] != "amount" else ["amount", "999"] for t in e["tags"]]),
+        "amount tag"),
+    "other lnurl": (lambda k, e: resigned(
+        k, e, tags=e["tags"] + [["lnurl", lnurl.url_encode("https://other.example/x").lower()]]),
+        "lnurl tag"),
+    "bad a tag": (lambda k, e: resigned(k, e, tags=e["tags"] + [["a", "not-an-address"]]),
+                  "a tag"),
+    "not json": (lambda k, e: "{not json", "not JSON"),
+    "not an event": (lambda k, e: [1, 2], "JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+async def test_appendix_d_refusals(fulmen, case):
+    client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
+    creator = await fulmen.wallet("creator")
+    link = await zap_link(client, creator)
+    pay = (await client.get(f"/lnurlp/{link['id']}")).json()
+    key = PrivateKey()
+    good = zap_request(key, "a" * 64, ["wss://relay.example.com"], 2_000)
+    change, reason = REFUSALS[case]
+    bad = change(key, good)
+    raw = bad if isinstance(bad, str) else json.dumps(bad)
+    r = await callback(client, pay, 2_000, raw)
+    assert r.status_code == 400, r.text
+    assert r.json()["status"] == "ERROR"
+    assert reason in r.json()["reason"] and "invalid zap request" in r.json()["reason"]
+    assert await payment_rows(creator.id) == 0
+    # the unchanged request is accepted on the same link
+    ok = await callback(client, pay, 2_000, json.dumps(good))
+    assert ok.status_code == 200, ok.text
+    assert await payment_rows(creator.id) == 1
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+async def test_a_relay_that_is_down_gets_the_receipt_when_it_is_back(fulmen, relay_installed,
+                                                                      tmp_path):
+    client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
+    creator = await fulmen.wallet("creator")
+    fan = await fulmen.wallet("fan", sats=1000)
+    link = await zap_link(client, creator)
+    pay = (await client.get(f"/lnurlp/{link['id']}")).json()
+    down = Relay(tmp_path / "late-relay")  # not started yet
+    recipient = PrivateKey().public_key_xonly.format().hex()
+    raw = json.dumps(zap_request(PrivateKey(), recipient, [down.url], 3_000))
+    pr = (await callback(client, pay, 3_000, raw)).json()["pr"]
+    assert (await fulmen.pay(fan, pr)).status_code == 201
+    await fulmen.drain()
+
+    [zap] = (await client.get(f"{ZAPS}/zaps", headers=creator.read_headers)).json()
+    [delivery] = zap["relays"]
+    assert delivery["status"] == "pending" and delivery["attempts"] == 1
+    assert delivery["message"]  # why it failed
+    [hook_row] = await query("SELECT * FROM fulmen_hook_delivery WHERE plugin_id = 'nostrzaps'")
+    assert hook_row["status"] == "pending" and "not reached yet" in hook_row["last_error"]
+
+    down.start()
+    try:
+        # the host's retries (2 s, then doubling) publish it; nobody asks for it by hand
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 90
+        while loop.time() < deadline:
+            await fulmen.host.hooks.deliver_due()
+            [zap] = (await client.get(f"{ZAPS}/zaps", headers=creator.read_headers)).json()
+            if zap["relays"][0]["status"] == "ok":
+                break
+            await asyncio.sleep(0.5)
+        assert zap["relays"][0]["status"] == "ok", zap
+        [receipt] = await query_relay(down.url, {"kinds": [9735], "#p": [recipient]})
+        assert receipt["id"] == zap["receipt_id"] and verifies(receipt)
+        [hook_row] = await query("SELECT * FROM fulmen_hook_delivery WHERE plugin_id = 'nostrzaps'")
+        assert hook_row["status"] == "done"
+    finally:
+        down.stop()
+
+
+async def test_non_zap_payment_and_refused_relays_and_redeliver(fulmen, relay):
+    client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
+    creator = await fulmen.wallet("creator")
+    fan = await fulmen.wallet("fan", sats=1000)
+    link = await zap_link(client, creator)
+    pay = (await client.get(f"/lnurlp/{link['id']}")).json()
+
+    # a plain LNURL payment to a zap-enabled link: no receipt
+    r = await callback(client, pay, 4_000, None)
+    pr = r.json()["pr"]
+    assert bolt11.decode(pr).description_hash == hashlib.sha256(pay["metadata"].encode()).hexdigest()
+    assert (await fulmen.pay(fan, pr)).status_code == 201
+    await fulmen.drain()
+    assert (await client.get(f"{ZAPS}/zaps", headers=creator.read_headers)).json() == []
+    assert await query_relay(relay.url, {"kinds": [9735]}) == []
+
+    # a zap naming an allowed relay, a wss relay on a private address refused by
+    # the host's rules once they forbid private addresses, and a non-websocket URL
+    recipient = PrivateKey().public_key_xonly.format().hex()
+    raw = json.dumps(zap_request(PrivateKey(), recipient,
+                                 [relay.url, "https://relay.example.com"], 4_000))
+    pr = (await callback(client, pay, 4_000, raw)).json()["pr"]
+    assert (await fulmen.pay(fan, pr)).status_code == 201
+    await fulmen.drain()
+    [zap] = (await client.get(f"{ZAPS}/zaps", headers=creator.read_headers)).json()
+    statuses = {d["relay"]: d["status"] for d in zap["relays"]}
+    assert statuses == {relay.url: "ok", "https://relay.example.com": "skipped"}
+
+    # admin views and redeliver
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    assert (await client.get(f"{ZAPS}/deliveries")).status_code == 401
+    assert (await client.get(f"{ZAPS}/deliveries", headers=creator.admin_headers)).status_code == 401
+    skipped = (await client.get(f"{ZAPS}/deliveries?status=skipped", headers=admin)).json()
+    assert [z["id"] for z in skipped] == [zap["id"]]
+    assert (await client.get(f"{ZAPS}/deliveries?status=nope", headers=admin)).status_code == 400
+    assert (await client.post(f"{ZAPS}/deliveries/999/redeliver", headers=admin)).status_code == 404
+    again = await client.post(f"{ZAPS}/deliveries/{zap['id']}/redeliver", headers=admin)
+    assert again.status_code == 200, again.text
+    by_relay = {d["relay"]: d for d in again.json()["relays"]}
+    assert by_relay[relay.url]["attempts"] == 1  # accepted before: not sent again
+    assert by_relay["https://relay.example.com"]["status"] == "skipped"
+    assert len(await query_relay(relay.url, {"kinds": [9735]})) == 1
+
+
+async def test_relays_follow_the_outbound_rules(fulmen, monkeypatch):
+    """wss:// only unless plain ws:// is allowed; private addresses only when the host
+    allows them (FULMEN_ALLOW_PRIVATE_ADDRESSES); at most FULMEN_NOSTRZAPS_MAX_RELAYS."""
+    monkeypatch.setenv("FULMEN_NOSTRZAPS_ALLOW_PLAIN_WS", "false")
+    monkeypatch.setenv("FULMEN_NOSTRZAPS_MAX_RELAYS", "2")
+    client = await fulmen.start(plugins=["lnurlp", "nostrzaps"], allow_private_addresses=False)
+    creator = await fulmen.wallet("creator")
+    fan = await fulmen.wallet("fan", sats=1000)
+    link = await zap_link(client, creator)
+    pay = (await client.get(f"/lnurlp/{link['id']}")).json()
+    relays = ["ws://relay.example.com", "wss://10.1.2.3/", "wss://relay.example.org"]
+    raw = json.dumps(zap_request(PrivateKey(), "a" * 64, relays, 1_000))
+    pr = (await callback(client, pay, 1_000, raw)).json()["pr"]
+    assert (await fulmen.pay(fan, pr)).status_code == 201
+    await fulmen.drain()
+    [zap] = (await client.get(f"{ZAPS}/zaps", headers=creator.read_headers)).json()
+    by_relay = {d["relay"]: d for d in zap["relays"]}
+    assert by_relay["ws://relay.example.com"]["status"] == "skipped"
+    assert "wss://" in by_relay["ws://relay.example.com"]["message"]
+    assert by_relay["wss://10.1.2.3/"]["status"] == "skipped"
+    assert "internal address" in by_relay["wss://10.1.2.3/"]["message"]
+    assert by_relay["wss://relay.example.org"]["status"] == "skipped"
+    assert "more than 2 relays" in by_relay["wss://relay.example.org"]["message"]
+    assert all(d["attempts"] == 0 for d in zap["relays"])  # nothing was sent anywhere
+
+
+async def test_server_key_is_created_once_0600_and_lnurlp_refuses_zaps_without_the_plugin(
+        fulmen_db):
+    client = await fulmen_db.start(plugins=["lnurlp"])
+    shop = await fulmen_db.wallet("shop")
+    r = await client.post(LINKS, json={"description": "x", "min": 1, "zaps": True},
+                          headers=shop.admin_headers)
+    assert r.status_code == 400 and "nostrzaps" in r.text
+    r = await client.post(LINKS, json={"description": "x", "min": 1, "zaps": "yes"},
+                          headers=shop.admin_headers)
+    assert r.status_code == 400 and "zaps" in r.text
+    r = await client.post(LINKS, json={"description": "x", "min": 1}, headers=shop.admin_headers)
+    link = r.json()
+    pay = (await client.get(f"/lnurlp/{link['id']}")).json()
+    assert "allowsNostr" not in pay
+    # without nostrzaps a `nostr` parameter is ignored: an ordinary invoice
+    r = await callback(client, pay, 1000, json.dumps({"kind": 9734}))
+    assert r.status_code == 200
+    await fulmen_db.stop()
+
+    client = await fulmen_db.start(plugins=["lnurlp", "nostrzaps"])
+    key_file = fulmen_db.tmp_path / "data" / "nostrzaps_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    first = (await client.get(f"{ZAPS}/pubkey")).json()["pubkey"]
+    assert PrivateKey(bytes.fromhex(key_file.read_text())).public_key_xonly.format().hex() == first
+    await fulmen_db.stop()
+    client = await fulmen_db.start(plugins=["lnurlp", "nostrzaps"])
+    assert (await client.get(f"{ZAPS}/pubkey")).json()["pubkey"] == first
+
+
+async def test_key_from_setting(fulmen, monkeypatch):
+    key = PrivateKey()
+    monkeypatch.setenv("FULMEN_NOSTRZAPS_PRIVATE_KEY", key.secret.hex())
+    monkeypatch.setenv("FULMEN_NOSTRZAPS_RELAYS", "wss://relay.example.com, wss://nos.example")
+    client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
+    body = (await client.get(f"{ZAPS}/pubkey")).json()
+    assert body == {"pubkey": key.public_key_xonly.format().hex(),
+                    "relays": ["wss://relay.example.com", "wss://nos.example"]}
+    assert not (fulmen.tmp_path / "data" / "nostrzaps_key").exists()
+
+
+# --- several processes ------------------------------------------------------------------------
+
+
+async def test_two_processes_on_postgres_publish_one_receipt_per_payment(
+        tmp_path, postgres_url, relay):
+    env = {"DATABASE_URL": postgres_url, "FULMEN_ADMIN_KEY": ADMIN_KEY,
+           "FULMEN_DATA_DIR": str(tmp_path / "data"), "FULMEN_PLUGINS": "lnurlp,nostrzaps",
+           "FULMEN_ALLOW_PRIVATE_ADDRESSES": "true", "FULMEN_NOSTRZAPS_ALLOW_PLAIN_WS": "true"}
+    servers = []
+    try:
+        for i in range(2):
+            servers.append(ServerProcess(env, log_path=tmp_path / f"server{i}.log").start())
+        a, b = servers
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(timeout=30) as c:
+            creator = (await c.post(a.url + "/api/v1/account", json={"name": "c"})).json()
+            fan = (await c.post(a.url + "/api/v1/account", json={"name": "f"})).json()
+            r = await c.put(a.url + "/users/api/v1/balance", json={"id": fan["id"], "amount": 1000},
+                            headers=admin)
+            assert r.status_code == 200, r.text
+            r = await c.post(a.url + LINKS, headers={"X-Api-Key": creator["adminkey"]},
+                             json={"description": "Tips", "min": 1, "max": 1000, "zaps": True})
+            assert r.status_code == 201, r.text
+            link = r.json()
+            keys = {(await c.get(s.url + f"{ZAPS}/pubkey")).json()["pubkey"] for s in servers}
+            assert len(keys) == 1  # one data folder: one server key
+            recipient = PrivateKey().public_key_xonly.format().hex()
+            paid = []
+            for i in range(6):
+                server = servers[i % 2]
+                pay = (await c.get(server.url + f"/lnurlp/{link['id']}")).json()
+                raw = json.dumps(zap_request(PrivateKey(), recipient, [relay.url], 1000 + i))
+                r = await c.get(pay["callback"], params={"amount": 1000 + i, "nostr": raw})
+                assert r.status_code == 200, r.text
+                pr = r.json()["pr"]
+                payer = servers[(i + 1) % 2]
+                r = await c.post(payer.url + "/api/v1/payments", headers={"X-Api-Key": fan["adminkey"]},
+                                 json={"out": True, "bolt11": pr})
+                assert r.status_code == 201, r.text
+                paid.append(pr)
+            receipts = await wait_for_receipts(relay.url, {"kinds": [9735], "#p": [recipient]},
+                                               count=len(paid), timeout=60)
+            zaps = []
+            for _ in range(60):
+                zaps = (await c.get(a.url + f"{ZAPS}/zaps",
+                                    headers={"X-Api-Key": creator["inkey"]})).json()
+                if len(zaps) == len(paid) and all(z["relays"][0]["status"] == "ok" for z in zaps):
+                    break
+                await asyncio.sleep(0.5)
+    finally:
+        for s in servers:
+            s.stop()
+    assert sorted(tags_of(r, "bolt11")[0][1] for r in receipts) == sorted(paid)
+    assert all(verifies(r) and r["pubkey"] in keys for r in receipts)
+    assert len(zaps) == len(paid)
+    # each receipt was made once and sent to the relay once
+    assert sorted(z["receipt_id"] for z in zaps) == sorted(r["id"] for r in receipts)
+    assert all(len(z["relays"]) == 1 and z["relays"][0]["attempts"] == 1 for z in zaps), zaps
