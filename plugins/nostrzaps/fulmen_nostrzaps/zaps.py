@@ -128,8 +128,8 @@ async def record_receipt(host: Host, payment: Payment, raw: str) -> dict[str, An
 
 
 async def deliver(host: Host, zap: dict[str, Any]) -> list[dict[str, Any]]:
-    """Publish the receipt to every relay still pending; store each answer.
-    Returns the zap's delivery rows."""
+    """Publish the receipt to every relay still pending; store each answer
+    (`attempts` counts the times it was sent). Returns the zap's delivery rows."""
     st = state(host)
     receipt = json.loads(zap["receipt"])
     pending = await query(
@@ -139,9 +139,10 @@ async def deliver(host: Host, zap: dict[str, Any]) -> list[dict[str, Any]]:
     for row in pending:
         outcome = await publish(host, row["relay"], receipt, st.config)
         await query(
-            "UPDATE nostrzaps_delivery SET status = {}, message = {}, attempts = attempts + 1, "
+            "UPDATE nostrzaps_delivery SET status = {}, message = {}, attempts = attempts + {}, "
             "updated_at = {} WHERE id = {} AND status = 'pending'",
-            outcome.status, outcome.message, now_ms(), row["id"],
+            outcome.status, outcome.message, 0 if outcome.status == "skipped" else 1, now_ms(),
+            row["id"],
         )
     return await query("SELECT * FROM nostrzaps_delivery WHERE zap_id = {} ORDER BY id",
                        zap["id"])

@@ -32,6 +32,8 @@ from nostr_testing import (  # noqa: F401 - fixtures
 )
 
 LINKS = "/lnurlp/api/v1/links"
+#: needs the lnurlp plugin installed too (left out when nostrzaps is tested alone)
+other_plugins = pytest.mark.other_plugins
 ZAPS = "/nostrzaps/api/v1"
 
 
@@ -89,6 +91,7 @@ def check_receipt(receipt: dict[str, Any], request_raw: str, server_pubkey: str,
 # --- end to end -----------------------------------------------------------------------------
 
 
+@other_plugins
 async def test_zap_a_pay_link_end_to_end(fulmen_db, relay):
     client = await fulmen_db.start(plugins=["lnurlp", "nostrzaps"])
     creator = await fulmen_db.wallet("creator")
@@ -129,6 +132,7 @@ async def test_zap_a_pay_link_end_to_end(fulmen_db, relay):
     assert (await client.get(f"{ZAPS}/zaps", headers=fan.read_headers)).json() == []
 
 
+@other_plugins
 async def test_zap_a_lightning_address(fulmen, relay):
     client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
     creator = await fulmen.wallet("creator")
@@ -193,6 +197,7 @@ REFUSALS = {
 }
 
 
+@other_plugins
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 async def test_appendix_d_refusals(fulmen, case):
     client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
@@ -218,6 +223,7 @@ async def test_appendix_d_refusals(fulmen, case):
 # --- delivery -------------------------------------------------------------------------------
 
 
+@other_plugins
 async def test_a_relay_that_is_down_gets_the_receipt_when_it_is_back(fulmen, relay_installed,
                                                                       tmp_path):
     client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
@@ -259,6 +265,7 @@ async def test_a_relay_that_is_down_gets_the_receipt_when_it_is_back(fulmen, rel
         down.stop()
 
 
+@other_plugins
 async def test_non_zap_payment_and_refused_relays_and_redeliver(fulmen, relay):
     client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
     creator = await fulmen.wallet("creator")
@@ -303,6 +310,7 @@ async def test_non_zap_payment_and_refused_relays_and_redeliver(fulmen, relay):
     assert len(await query_relay(relay.url, {"kinds": [9735]})) == 1
 
 
+@other_plugins
 async def test_relays_follow_the_outbound_rules(fulmen, monkeypatch):
     """wss:// only unless plain ws:// is allowed; private addresses only when the host
     allows them (FULMEN_ALLOW_PRIVATE_ADDRESSES); at most FULMEN_NOSTRZAPS_MAX_RELAYS."""
@@ -329,8 +337,8 @@ async def test_relays_follow_the_outbound_rules(fulmen, monkeypatch):
     assert all(d["attempts"] == 0 for d in zap["relays"])  # nothing was sent anywhere
 
 
-async def test_server_key_is_created_once_0600_and_lnurlp_refuses_zaps_without_the_plugin(
-        fulmen_db):
+@other_plugins
+async def test_lnurlp_refuses_zaps_without_the_plugin(fulmen_db):
     client = await fulmen_db.start(plugins=["lnurlp"])
     shop = await fulmen_db.wallet("shop")
     r = await client.post(LINKS, json={"description": "x", "min": 1, "zaps": True},
@@ -346,32 +354,91 @@ async def test_server_key_is_created_once_0600_and_lnurlp_refuses_zaps_without_t
     # without nostrzaps a `nostr` parameter is ignored: an ordinary invoice
     r = await callback(client, pay, 1000, json.dumps({"kind": 9734}))
     assert r.status_code == 200
+    assert bolt11.decode(r.json()["pr"]).description_hash == \
+        hashlib.sha256(pay["metadata"].encode()).hexdigest()
     await fulmen_db.stop()
-
+    # with the plugin enabled the same link may turn zaps on
     client = await fulmen_db.start(plugins=["lnurlp", "nostrzaps"])
+    r = await client.put(f"{LINKS}/{link['id']}", json={"zaps": True}, headers=shop.admin_headers)
+    assert r.status_code == 200 and r.json()["zaps"] is True
+    assert (await client.get(f"/lnurlp/{link['id']}")).json()["allowsNostr"] is True
+
+
+# --- without lnurlp: keys, API, the zap request rules ---------------------------------------
+
+
+async def test_server_key_is_created_once_with_mode_0600(fulmen_db):
+    client = await fulmen_db.start(plugins=["nostrzaps"])
     key_file = fulmen_db.tmp_path / "data" / "nostrzaps_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    first = (await client.get(f"{ZAPS}/pubkey")).json()["pubkey"]
-    assert PrivateKey(bytes.fromhex(key_file.read_text())).public_key_xonly.format().hex() == first
+    first = (await client.get(f"{ZAPS}/pubkey")).json()
+    assert first["relays"] == []
+    pubkey = first["pubkey"]
+    assert PrivateKey(bytes.fromhex(key_file.read_text())).public_key_xonly.format().hex() == pubkey
     await fulmen_db.stop()
-    client = await fulmen_db.start(plugins=["lnurlp", "nostrzaps"])
-    assert (await client.get(f"{ZAPS}/pubkey")).json()["pubkey"] == first
+    client = await fulmen_db.start(plugins=["nostrzaps"])
+    assert (await client.get(f"{ZAPS}/pubkey")).json()["pubkey"] == pubkey
 
 
-async def test_key_from_setting(fulmen, monkeypatch):
+async def test_key_from_setting_or_file(fulmen, monkeypatch, tmp_path):
     key = PrivateKey()
     monkeypatch.setenv("FULMEN_NOSTRZAPS_PRIVATE_KEY", key.secret.hex())
     monkeypatch.setenv("FULMEN_NOSTRZAPS_RELAYS", "wss://relay.example.com, wss://nos.example")
-    client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
+    client = await fulmen.start(plugins=["nostrzaps"])
     body = (await client.get(f"{ZAPS}/pubkey")).json()
     assert body == {"pubkey": key.public_key_xonly.format().hex(),
                     "relays": ["wss://relay.example.com", "wss://nos.example"]}
     assert not (fulmen.tmp_path / "data" / "nostrzaps_key").exists()
+    await fulmen.stop()
+
+    other = PrivateKey()
+    (tmp_path / "zap.key").write_text(other.secret.hex() + "\n")
+    monkeypatch.delenv("FULMEN_NOSTRZAPS_PRIVATE_KEY")
+    monkeypatch.setenv("FULMEN_NOSTRZAPS_KEY_FILE", str(tmp_path / "zap.key"))
+    client = await fulmen.start(plugins=["nostrzaps"])
+    body = (await client.get(f"{ZAPS}/pubkey")).json()
+    assert body["pubkey"] == other.public_key_xonly.format().hex()
+
+
+async def test_zaps_and_deliveries_api(fulmen):
+    client = await fulmen.start(plugins=["nostrzaps"])
+    w = await fulmen.wallet("w")
+    assert (await client.get(f"{ZAPS}/zaps")).status_code == 401
+    assert (await client.get(f"{ZAPS}/zaps", headers=w.read_headers)).json() == []
+    assert (await client.get(f"{ZAPS}/zaps?limit=x", headers=w.read_headers)).status_code == 400
+    assert (await client.get(f"{ZAPS}/zaps?limit=0", headers=w.read_headers)).status_code == 400
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    assert (await client.get(f"{ZAPS}/deliveries")).status_code == 401
+    assert (await client.get(f"{ZAPS}/deliveries", headers={"Authorization": "Bearer nope"})
+            ).status_code == 401
+    assert (await client.get(f"{ZAPS}/deliveries", headers=admin)).json() == []
+    r = await client.post(f"{ZAPS}/deliveries/1/redeliver", headers=admin)
+    assert r.status_code == 404 and "does not exist" in r.text
+    assert (await client.post(f"{ZAPS}/deliveries/1/redeliver")).status_code == 401
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_zap_request_rules(case):
+    """The same Appendix D cases, checked by the plugin's rules directly."""
+    from fulmen import BadRequest
+    from fulmen_nostrzaps.nostr import check_zap_request
+
+    key = PrivateKey()
+    link_lnurl = lnurl.url_encode("https://pay.example.com/lnurlp/abc").lower()
+    good = zap_request(key, "a" * 64, ["wss://relay.example.com"], 2_000, lnurl=link_lnurl,
+                       event_id="e" * 64, address=f"30023:{'b' * 64}:post")
+    assert check_zap_request(json.dumps(good), 2_000, [link_lnurl])["id"] == good["id"]
+    change, reason = REFUSALS[case]
+    bad = change(key, good)
+    with pytest.raises(BadRequest) as refused:
+        check_zap_request(bad if isinstance(bad, str) else json.dumps(bad), 2_000, [link_lnurl])
+    assert reason in refused.value.detail
 
 
 # --- several processes ------------------------------------------------------------------------
 
 
+@other_plugins
 async def test_two_processes_on_postgres_publish_one_receipt_per_payment(
         tmp_path, postgres_url, relay):
     env = {"DATABASE_URL": postgres_url, "FULMEN_ADMIN_KEY": ADMIN_KEY,
