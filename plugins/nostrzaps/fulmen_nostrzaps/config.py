@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coincurve import PrivateKey
-
 from fulmen import Host, read_or_create_secret
 
 HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
-
 from fulmen import BadRequest, Host, Unauthorized, WalletAuth, require_wallet_key
+from litestar import Controller, Request, get, post
 
 from . import zaps
 from .config import state

@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 from coincurve import PrivateKey, PublicKeyXOnly
-
 from fulmen import BadRequest
 
 ZAP_REQUEST_KIND = 9734

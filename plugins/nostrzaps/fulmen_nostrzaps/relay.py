@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from websockets.asyncio.client import connect
-
 from fulmen import BadRequest, Host
+from websockets.asyncio.client import connect
 
 from .config import Config
 
@@ -84,7 +83,7 @@ async def publish(host: Host, url: str, event: dict[str, Any], config: Config) -
                         if reason.startswith(RETRYABLE_PREFIXES):
                             return Outcome("pending", f"OK false: {reason}")
                         return Outcome("refused", f"OK false: {reason}")
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         detail = f"no OK within {config.relay_timeout} s"
     except (OSError, ValueError) as exc:  # refused connections, handshake and frame errors
         detail = f"{type(exc).__name__}: {exc}"[:500]

@@ -16,7 +16,6 @@ import logging
 from typing import Any
 
 import bolt11
-
 from fulmen import BadRequest, Host, NotFound, Payment, now_ms, query, transaction
 
 from . import nostr

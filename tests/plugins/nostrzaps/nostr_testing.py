@@ -26,9 +26,8 @@ from typing import Any
 
 import pytest
 from coincurve import PrivateKey, PublicKeyXOnly
-from websockets.asyncio.client import connect
-
 from fulmen.testing import free_port, services_required
+from websockets.asyncio.client import connect
 
 RELAY_VENV = Path(os.environ.get("FULMEN_NOSTR_RELAY_VENV",
                                  Path.home() / ".cache" / "fulmen" / "nostr-relay-venv"))
@@ -45,8 +44,8 @@ def uv_command() -> list[str] | None:
     if found := shutil.which("uv"):
         return [found]
     for python in (sys.executable, shutil.which("python3")):
-        if python and subprocess.run([python, "-m", "uv", "--version"],
-                                     capture_output=True).returncode == 0:
+        if python and subprocess.run([python, "-m", "uv", "--version"], capture_output=True,
+                                     check=False).returncode == 0:
             return [python, "-m", "uv"]
     return None
 
@@ -66,7 +65,7 @@ def install_relay() -> str | None:
             steps = [[sys.executable, "-m", "venv", str(RELAY_VENV)],
                      [str(RELAY_VENV / "bin" / "pip"), "install", "-q", "nostr-relay"]]
         for step in steps:
-            done = subprocess.run(step, capture_output=True, text=True, timeout=600)
+            done = subprocess.run(step, capture_output=True, text=True, timeout=600, check=False)
             if done.returncode != 0:
                 return f"`{' '.join(step)}` failed: {done.stderr.strip()[-500:]}"
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -121,9 +120,9 @@ class Relay:
             return False
 
     def start(self, timeout: float = 90) -> Relay:
-        log = open(self.folder / "relay.log", "ab")
-        self.proc = subprocess.Popen([str(RELAY_BIN), "-c", str(self.config), "serve"],
-                                     cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.folder / "relay.log", "ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen([str(RELAY_BIN), "-c", str(self.config), "serve"],
+                                         cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
