@@ -417,6 +417,35 @@ async def test_zaps_and_deliveries_api(fulmen):
     assert (await client.post(f"{ZAPS}/deliveries/1/redeliver")).status_code == 401
 
 
+async def test_a_bad_key_setting_quarantines_the_plugin(fulmen, monkeypatch):
+    monkeypatch.setenv("FULMEN_NOSTRZAPS_PRIVATE_KEY", "not-a-key")
+    client = await fulmen.start(plugins=["nostrzaps"])
+    [info] = (await client.get("/admin/api/v1/plugins", headers=fulmen.admin_headers)).json()
+    assert info["state"] == "failed"
+    assert "FULMEN_NOSTRZAPS_PRIVATE_KEY" in info["last_error"]
+    assert (await client.get(f"{ZAPS}/pubkey")).status_code == 404
+
+
+async def test_an_invoice_claiming_a_zap_it_was_not_made_for_gets_no_receipt(fulmen):
+    """`extra` is the invoice creator's to write: only requests that passed the
+    callback's checks, for this wallet and amount, get a receipt."""
+    client = await fulmen.start(plugins=["nostrzaps"])
+    owner = await fulmen.wallet("owner")
+    payer = await fulmen.wallet("payer", sats=100)
+    raw = json.dumps(zap_request(PrivateKey(), "a" * 64, ["wss://relay.example.com"], 5_000))
+    r = await client.post("/api/v1/payments", headers=owner.invoice_headers, json={
+        "out": False, "amount": 5, "memo": "forged",
+        "description_hash": hashlib.sha256(raw.encode()).hexdigest(),
+        "extra": {"tag": "lnurlp", "nostrzaps": {"request": raw}}})
+    assert r.status_code == 201, r.text
+    assert (await fulmen.pay(payer, r.json()["bolt11"])).status_code == 201
+    await fulmen.drain()
+    [delivery] = await query("SELECT * FROM fulmen_hook_delivery WHERE plugin_id = 'nostrzaps'")
+    assert delivery["status"] == "done"  # the hook ran, and decided against a receipt
+    assert (await client.get(f"{ZAPS}/zaps", headers=owner.read_headers)).json() == []
+    assert await query("SELECT * FROM nostrzaps_zap") == []
+
+
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_zap_request_rules(case):
     """The same Appendix D cases, checked by the plugin's rules directly."""
