@@ -221,6 +221,7 @@ async def test_appendix_d_refusals(fulmen, case):
 
 
 @other_plugins
+@pytest.mark.timeout(300)
 async def test_a_relay_that_is_down_gets_the_receipt_when_it_is_back_after_a_restart(fulmen, relay_installed,
                                                                       tmp_path):
     client = await fulmen.start(plugins=["lnurlp", "nostrzaps"])
@@ -468,6 +469,7 @@ def test_zap_request_rules(case):
 
 
 @other_plugins
+@pytest.mark.timeout(600)
 async def test_two_processes_on_postgres_publish_one_receipt_per_payment(
         tmp_path, postgres_url, relay):
     env = {"DATABASE_URL": postgres_url, "FULMEN_ADMIN_KEY": ADMIN_KEY,
@@ -476,7 +478,8 @@ async def test_two_processes_on_postgres_publish_one_receipt_per_payment(
     servers = []
     try:
         for i in range(2):
-            servers.append(ServerProcess(env, log_path=tmp_path / f"server{i}.log").start())
+            log = tmp_path / f"server{i}.log"
+            servers.append(ServerProcess(env, log_path=log).start(timeout=180))
         a = servers[0]
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         async with httpx.AsyncClient(timeout=30) as c:
