@@ -52,13 +52,13 @@ def shutdown(host: Host) -> None:
 
 
 @hookimpl(optionalhook=True)
-def lnurlp_pay_request(host: Host, link: dict[str, Any]) -> dict[str, Any] | None:
+async def lnurlp_pay_request(host: Host, link: dict[str, Any]) -> dict[str, Any] | None:
     """NIP-57: a zap-enabled link says it accepts zap requests, and which key signs receipts."""
-    from .config import state
+    from .link_keys import pubkey_of, signing_key
 
     if not link.get("zaps"):
         return None
-    return {"allowsNostr": True, "nostrPubkey": state(host).pubkey}
+    return {"allowsNostr": True, "nostrPubkey": pubkey_of(await signing_key(host, link["id"]))}
 
 
 @hookimpl(optionalhook=True)

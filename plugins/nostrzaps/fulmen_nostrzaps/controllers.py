@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fulmen import BadRequest, Host, Unauthorized, WalletAuth, require_wallet_key
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, delete, get, post, put
 
-from . import zaps
+from . import link_keys, zaps
 from .config import state
 
 MAX_LIMIT = 500
@@ -60,3 +60,20 @@ class ZapsController(Controller):
         """Admin: publish a receipt again, now, to every relay that has not accepted it."""
         check_admin(host, request)
         return await zaps.redeliver(host, zap_id)
+
+    @get("/links/{link_id:str}/key", dependencies={"wallet": require_wallet_key("invoice")})
+    async def read_link_key(self, host: Host, wallet: WalletAuth, link_id: str) -> dict[str, Any]:
+        """The public key that signs this link's receipts, and whether it is the link's own."""
+        return await link_keys.read(host, wallet, link_id)
+
+    @put("/links/{link_id:str}/key", dependencies={"wallet": require_wallet_key("admin")})
+    async def put_link_key(self, host: Host, wallet: WalletAuth, link_id: str,
+                           data: Any = None) -> dict[str, Any]:
+        """Give the link its own key (`{"private_key": hex}`, or `{}` to generate one)."""
+        return await link_keys.put(host, wallet, link_id, {} if data is None else data)
+
+    @delete("/links/{link_id:str}/key", status_code=200,
+            dependencies={"wallet": require_wallet_key("admin")})
+    async def delete_link_key(self, host: Host, wallet: WalletAuth, link_id: str) -> dict[str, Any]:
+        """Back to the server key."""
+        return await link_keys.delete(host, wallet, link_id)

@@ -20,6 +20,7 @@ from fulmen import BadRequest, Host, NotFound, Payment, now_ms, query, transacti
 
 from . import nostr
 from .config import state
+from .link_keys import pubkey_of, receipt_key, signing_key
 from .relay import publish
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,16 @@ async def check_callback(host: Host, link: dict[str, Any], params: dict[str, str
         "ON CONFLICT (request_hash, wallet_id, amount_msat) DO NOTHING",
         request_hash, link["id"], link["wallet"], amount_msat, event["pubkey"], now_ms(),
     )
-    return {"description": raw, "extra": {"request": raw}}
+    signer = pubkey_of(await signing_key(host, link["id"]))
+    return {"description": raw, "extra": {"request": raw, "signer": signer}}
 
 
 # --- after payment --------------------------------------------------------------------------
 
 
-async def zap_request_of(payment: Payment) -> str | None:
-    """The zap request this paid invoice was made for, or None. Trusted only
+async def zap_request_of(payment: Payment) -> dict[str, Any] | None:
+    """What the callback recorded in the paid invoice (`request`: the zap
+    request; `signer`: the public key the payer was shown), or None. Trusted only
     when our callback recorded it for this wallet and amount, and the
     invoice's description hash is its sha256 (`extra` is the invoice
     creator's to write)."""
@@ -77,17 +80,19 @@ async def zap_request_of(payment: Payment) -> str | None:
         log.warning("payment %s: invoice description hash is not the zap request's: no receipt",
                     payment.payment_hash)
         return None
-    return raw
+    return ours
 
 
-async def record_receipt(host: Host, payment: Payment, raw: str) -> dict[str, Any]:
+async def record_receipt(host: Host, payment: Payment, ours: dict[str, Any]) -> dict[str, Any]:
     """The payment's receipt row and its delivery rows, written once."""
     existing = await query("SELECT * FROM nostrzaps_zap WHERE payment_id = {}", payment.id)
     if existing:
         return existing[0]
     st = state(host)
+    raw = ours["request"]
     request = json.loads(raw)
-    receipt = nostr.zap_receipt(st.key, raw, payment.bolt11, payment.preimage,
+    key = await receipt_key(host, payment.extra.get("link"), ours.get("signer"))
+    receipt = nostr.zap_receipt(key, raw, payment.bolt11, payment.preimage,
                                 payment.updated_at // 1000)
     relays = nostr.relays_of(request)
     kept, dropped = relays[: st.config.max_relays], relays[st.config.max_relays:]
@@ -148,10 +153,10 @@ async def deliver(host: Host, zap: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def on_paid(host: Host, payment: Payment) -> None:
-    raw = await zap_request_of(payment)
-    if raw is None:
+    ours = await zap_request_of(payment)
+    if ours is None:
         return
-    zap = await record_receipt(host, payment, raw)
+    zap = await record_receipt(host, payment, ours)
     rows = await deliver(host, zap)
     waiting = [r for r in rows if r["status"] not in FINAL]
     if waiting:

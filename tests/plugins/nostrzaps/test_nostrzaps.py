@@ -32,6 +32,8 @@ LINKS = "/lnurlp/api/v1/links"
 #: needs the lnurlp plugin installed too (left out when nostrzaps is tested alone)
 other_plugins = pytest.mark.other_plugins
 ZAPS = "/nostrzaps/api/v1"
+# starting a relay and hosts on a shared, busy machine takes a while
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(autouse=True)
@@ -526,3 +528,55 @@ async def test_two_processes_on_postgres_publish_one_receipt_per_payment(
     # each receipt was made once and sent to the relay once
     assert sorted(z["receipt_id"] for z in zaps) == sorted(r["id"] for r in receipts)
     assert all(len(z["relays"]) == 1 and z["relays"][0]["attempts"] == 1 for z in zaps), zaps
+
+
+# --- a key per link ---------------------------------------------------------------------------
+
+
+@other_plugins
+async def test_a_link_with_its_own_key(fulmen_db, relay):
+    client = await fulmen_db.start(plugins=["lnurlp", "nostrzaps"])
+    creator = await fulmen_db.wallet("creator")
+    stranger = await fulmen_db.wallet("stranger")
+    fan = await fulmen_db.wallet("fan", sats=1000)
+    link = await zap_link(client, creator)
+    other = await zap_link(client, creator, description="other link")
+    key_path = f"{ZAPS}/links/{link['id']}/key"
+    server = (await client.get(f"{ZAPS}/pubkey")).json()["pubkey"]
+    r = await client.get(key_path, headers=creator.invoice_headers)
+    assert r.json() == {"link": link["id"], "pubkey": server, "own_key": False}
+
+    # refusals: another wallet's link, a missing link, bad keys, unknown fields
+    assert (await client.put(key_path, json={}, headers=stranger.admin_headers)).status_code == 403
+    assert (await client.put(key_path, json={}, headers=creator.invoice_headers)).status_code == 403
+    r = await client.put(f"{ZAPS}/links/nope/key", json={}, headers=creator.admin_headers)
+    assert r.status_code == 404
+    for body, reason in (({"private_key": "xyz"}, "64 hex"), ({"private_key": "0" * 64}, "valid"),
+                         ({"pubkey": "a"}, "unknown field"), ([1], "JSON object")):
+        r = await client.put(key_path, json=body, headers=creator.admin_headers)
+        assert r.status_code == 400 and reason in r.text, (body, r.text)
+
+    own = PrivateKey()
+    own_pub = own.public_key_xonly.format().hex()
+    r = await client.put(key_path, json={"private_key": own.secret.hex()},
+                         headers=creator.admin_headers)
+    assert r.status_code == 200 and r.json() == {"link": link["id"], "pubkey": own_pub,
+                                                  "own_key": True}
+    pay = (await client.get(f"/lnurlp/{link['id']}")).json()
+    assert pay["nostrPubkey"] == own_pub
+    assert (await client.get(f"/lnurlp/{other['id']}")).json()["nostrPubkey"] == server
+
+    recipient = PrivateKey().public_key_xonly.format().hex()
+    raw = json.dumps(zap_request(PrivateKey(), recipient, [relay.url], 2_000))
+    pr = (await callback(client, pay, 2_000, raw)).json()["pr"]
+    # the key changes after the payer saw it: the receipt is still signed by the key shown
+    generated = await client.put(key_path, json={}, headers=creator.admin_headers)
+    assert generated.json()["own_key"] and generated.json()["pubkey"] not in (own_pub, server)
+    assert (await fulmen_db.pay(fan, pr)).status_code == 201
+    await fulmen_db.drain()
+    [receipt] = await wait_for_receipts(relay.url, {"kinds": [9735], "#p": [recipient]})
+    assert verifies(receipt) and receipt["pubkey"] == own_pub
+
+    r = await client.delete(key_path, headers=creator.admin_headers)
+    assert r.status_code == 200 and r.json()["pubkey"] == server
+    assert (await client.get(f"/lnurlp/{link['id']}")).json()["nostrPubkey"] == server
