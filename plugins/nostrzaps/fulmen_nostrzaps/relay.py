@@ -78,11 +78,12 @@ async def publish(host: Host, url: str, event: dict[str, Any], config: Config) -
                         notices.append(str(message[1])[:500])
                     elif message[0] == "OK" and len(message) > 2 and message[1] == event["id"]:
                         reason = str(message[3])[:500] if len(message) > 3 else ""
+                        said = "".join(f"; NOTICE: {n}" for n in notices)
                         if message[2] is True or reason.startswith("duplicate:"):
-                            return Outcome("ok", reason)
+                            return Outcome("ok", reason + said)
                         if reason.startswith(RETRYABLE_PREFIXES):
-                            return Outcome("pending", f"OK false: {reason}")
-                        return Outcome("refused", f"OK false: {reason}")
+                            return Outcome("pending", f"OK false: {reason}{said}")
+                        return Outcome("refused", f"OK false: {reason}{said}")
     except TimeoutError:
         detail = f"no OK within {config.relay_timeout} s"
     except (OSError, ValueError) as exc:  # refused connections, handshake and frame errors

@@ -580,3 +580,45 @@ async def test_a_link_with_its_own_key(fulmen_db, relay):
     r = await client.delete(key_path, headers=creator.admin_headers)
     assert r.status_code == 200 and r.json()["pubkey"] == server
     assert (await client.get(f"/lnurlp/{link['id']}")).json()["nostrPubkey"] == server
+
+
+# --- what a relay answers ---------------------------------------------------------------------
+
+
+ANSWERS = {
+    "accepted": ([["OK", "{id}", True, ""]], "ok", ""),
+    "duplicate": ([["OK", "{id}", False, "duplicate: have it"]], "ok", "duplicate"),
+    "blocked": ([["NOTICE", "slow down"], ["OK", "{id}", False, "blocked: not here"]], "refused",
+                "OK false: blocked: not here; NOTICE: slow down"),
+    "rate limited": ([["OK", "{id}", False, "rate-limited: later"]], "pending", "rate-limited"),
+    "notice only": ([["NOTICE", "we are busy"]], "pending", "NOTICE: we are busy"),
+    "other event's OK": ([["OK", "f" * 64, True, ""]], "pending", "no OK"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ANSWERS))
+async def test_each_relay_answer_is_recorded(fulmen, monkeypatch, case):
+    """Relay answers nostr-relay does not give on demand, from a minimal websocket server."""
+    from fulmen_nostrzaps.config import Config
+    from fulmen_nostrzaps.relay import publish
+    from websockets.asyncio.server import serve
+
+    replies, status, message = ANSWERS[case]
+    received: list[Any] = []
+
+    async def handler(ws: Any) -> None:
+        event = json.loads(await ws.recv())[1]
+        received.append(event)
+        for reply in replies:
+            await ws.send(json.dumps([event["id"] if part == "{id}" else part for part in reply]))
+        await asyncio.sleep(5)
+
+    await fulmen.start(plugins=["nostrzaps"])
+    config = Config.from_env()
+    config = Config(**{**config.__dict__, "relay_timeout": 1.0})
+    event = signed(PrivateKey(), 9735, [["p", "a" * 64]])
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        outcome = await publish(fulmen.host, f"ws://127.0.0.1:{port}", event, config)
+    assert received == [event]
+    assert outcome.status == status and message in outcome.message, outcome
