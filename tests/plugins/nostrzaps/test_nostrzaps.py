@@ -9,6 +9,7 @@ import hashlib
 import json
 import secrets
 import stat
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -112,10 +113,12 @@ async def test_zap_a_pay_link_end_to_end(fulmen_db, relay):
     pr = r.json()["pr"]
     payment_hash = bolt11.decode(pr).payment_hash
 
+    started = time.monotonic()
     assert (await fulmen_db.pay(fan, pr)).status_code == 201
     await fulmen_db.drain()
 
     [receipt] = await wait_for_receipts(relay.url, {"kinds": [9735], "#p": [recipient]})
+    print(f"receipt on the relay {time.monotonic() - started:.2f} s after the payment request")
     check_receipt(receipt, raw, server_pubkey, pr, payment_hash, recipient, note, None)
     paid = await query("SELECT updated_at FROM fulmen_payment WHERE payment_hash = {} AND out = {}",
                        payment_hash, False)
