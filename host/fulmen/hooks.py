@@ -97,6 +97,11 @@ class Hooks:
             return []
         return await self.call_all(hook, may_refuse=may_refuse, **kwargs)
 
+    def implemented(self, hook: str) -> bool:
+        """Whether an enabled plugin implements this hook (to skip preparing
+        arguments nobody will read)."""
+        return getattr(self.pm.hook, hook, None) is not None and bool(self._impls(hook))
+
     async def call_first(self, hook: str, **kwargs: Any) -> Any:
         kwargs.setdefault("host", self.host)
         for impl in reversed(self._impls(hook)):  # pluggy's order: last registered first

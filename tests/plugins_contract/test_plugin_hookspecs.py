@@ -56,6 +56,7 @@ async def test_hook_register_hookspecs(fulmen):
     await fulmen.start(plugins=[plugin("ten", Discount(10)), plugin("broken", Broken()),
                                 plugin("refuses", Refuses()), plugin("shop", Shop())])
     hooks = fulmen.host.hooks
+    assert hooks.implemented("shop_discount") and not hooks.implemented("nobody_declared_this")
     results = await hooks.call_plugins("shop_discount", may_refuse=True, price=100)
     assert results == [("ten", 10)]  # broken's exception is contained
     assert "broken discount" in fulmen.host.plugins["broken"].error
@@ -66,6 +67,9 @@ async def test_hook_register_hookspecs(fulmen):
     # disabled plugins are not called
     await fulmen.host.set_plugin_enabled("ten", False)
     assert await hooks.call_plugins("shop_discount", price=100) == []
+    for other in ("broken", "refuses"):
+        await fulmen.host.set_plugin_enabled(other, False)
+    assert not hooks.implemented("shop_discount")
     # a hook nobody declared or implemented
     assert await hooks.call_plugins("nobody_declared_this", price=1) == []
 

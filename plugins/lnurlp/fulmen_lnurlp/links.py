@@ -202,6 +202,8 @@ async def pay_request(host: Host, row: dict[str, Any], base_url: str) -> dict[st
         "metadata": metadata(row, base_url),
         "commentAllowed": int(row["comment_chars"]),
     }
+    if not host.hooks.implemented("lnurlp_pay_request"):
+        return answer
     own = set(answer)
     for plugin_id, fields in await host.hooks.call_plugins(
         "lnurlp_pay_request", link=to_json(row, base_url), response=dict(answer)
@@ -256,6 +258,8 @@ async def extension_description(
     (`lnurlp_callback`): a refusal is the payer's error; an answer may choose
     the string whose sha256 is the invoice's description hash, and records
     its `extra` under the plugin's id."""
+    if not host.hooks.implemented("lnurlp_callback"):
+        return None
     lnurls = [lnurl_forms(base_url, row["id"])[0].lower()]
     if address := address_url(row, base_url):
         lnurls.append(lnurl.url_encode(address).lower())
