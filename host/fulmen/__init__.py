@@ -25,9 +25,10 @@ from .errors import (
 )
 from .contract import PaymentFilter, PluginHost, PublicSettings
 from .fields import json_field, outbound_url_field, text_field
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, hookspec
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
 from .rates import Quote, RateService, RateUnavailable, check_currency, parse_fiat
+from .secret_files import read_or_create_secret
 from .version import __version__
 from .wallet_transfer import import_objects
 from .web import (
@@ -72,6 +73,7 @@ __all__ = [
     "field_errors",
     "hookimpl",
     "import_objects",
+    "hookspec",
     "json_field",
     "now_ms",
     "outbound_url_field",
@@ -80,6 +82,7 @@ __all__ = [
     "query",
     "redirect",
     "render_page",
+    "read_or_create_secret",
     "require_wallet_key",
     "require_web_session",
     "run_ddl",

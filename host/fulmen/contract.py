@@ -136,6 +136,20 @@ class Jobs(Protocol):
 
 
 @runtime_checkable  # Litestar checks injected dependencies with isinstance
+class PluginHooks(Protocol):
+    """Hooks plugins declare for each other (`register_hookspecs`)."""
+
+    async def call_plugins(self, hook: str, *, may_refuse: bool = False,
+                           **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a plugin-declared hook: serving plugins only, failures
+        contained, a `FulmenError` passed through only with `may_refuse`;
+        (plugin id, result) pairs."""
+
+    def implemented(self, hook: str) -> bool:
+        """Whether a serving plugin implements this hook."""
+
+
+@runtime_checkable  # Litestar checks injected dependencies with isinstance
 class PluginHost(Protocol):
     """What a plugin receives as `host`."""
 
@@ -149,6 +163,8 @@ class PluginHost(Protocol):
     jobs: Jobs
     #: exchange rates and fiat conversions (fulmen/rates.py); never a guessed rate
     rates: RateService
+    #: call hooks that plugins declare for each other
+    hooks: PluginHooks
 
     def base_url(self, request: Request[Any, Any, Any] | None = None) -> str:
         """The host's public URL, for links in LNURL answers (no trailing /)."""
@@ -158,6 +174,10 @@ class PluginHost(Protocol):
 
     def is_enabled(self) -> bool:
         """Whether this plugin is serving now (it may be disabled at run time)."""
+
+    def check_admin(self, token: str) -> bool:
+        """Whether `token` is the host's admin credential (compared in constant
+        time; the credential itself is never handed out)."""
 
     async def watch_wallet(self, wallet_id: str, watch: bool = True) -> None:
         """Start (or stop) getting this wallet's payment hooks, for a plugin

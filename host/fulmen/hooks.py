@@ -27,7 +27,7 @@ import pluggy
 
 from .contract import PaymentFilter, PluginHost
 from .db import query
-from .errors import InvoiceRejected, PaymentRejected
+from .errors import FulmenError, InvoiceRejected, PaymentRejected
 from .models import InvoiceInfo, InvoiceRequest, Payment, WalletAuth
 from .outbox import DONE, RELEASED, Outbox, Outcome, Policy, doubling
 
@@ -119,6 +119,23 @@ class Hooks:
             if result is not None:
                 results.append((impl.plugin_name, result))
         return results
+
+    # --- hooks that plugins declare for each other (`register_hookspecs`) -----------------
+
+    async def call_plugins(self, hook: str, *, may_refuse: bool = False,
+                           **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a hook a plugin declared, under the same rules as the host's
+        hooks: serving plugins only, failures contained, a `FulmenError`
+        passed through only with `may_refuse`. Returns (plugin id, result)
+        pairs; a hook nobody declared gives `[]`."""
+        if getattr(self.pm.hook, hook, None) is None:
+            return []
+        return await self._call_each(hook, FulmenError if may_refuse else None, **kwargs)
+
+    def implemented(self, hook: str) -> bool:
+        """Whether a serving plugin implements this hook (to skip preparing
+        arguments nobody will read)."""
+        return getattr(self.pm.hook, hook, None) is not None and bool(self._impls(hook))
 
     # --- set-up (plain def, before the loop serves) ----------------------------------------
 

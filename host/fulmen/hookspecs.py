@@ -81,6 +81,24 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec
+def register_hookspecs() -> Any:
+    """Declare hooks of this plugin's own, for other plugins to implement.
+
+    When: once, as the plugin is registered, before any of its hooks is called.
+    Arguments: none.
+    Results: a module (or a list of modules) of functions marked
+    `@fulmen.hookspec`; the host adds them to the hook contract. Plain `def` only.
+
+    The declaring plugin calls them with `await host.hooks.call_plugins(name,
+    ...)`: only enabled plugins, `async def` awaited, one plugin's exception
+    contained, and a `fulmen.FulmenError` passed through only with
+    `may_refuse=True`. A plugin implementing another plugin's hook marks it
+    `@hookimpl(optionalhook=True)`, so it still loads when that plugin is not
+    installed. Name such hooks `<plugin id>_<what>` so they never collide.
+    """
+
+
+@hookspec
 def nav_entries(host: PluginHost) -> list[dict[str, str]] | None:
     """Return links for the web UI's navigation: `[{"href", "label"}]`.
 

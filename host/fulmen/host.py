@@ -102,7 +102,7 @@ class Host:
             context = PluginContext(
                 plugin_id, self.settings, self.wallets, self.payments, self.events, self.http,
                 self.jobs.for_plugin(plugin_id), self.spawn, self.base_url, self.registry.serving,
-                self.rates, node_pubkey=str(getattr(self.funding, "pubkey", "") or ""),
+                self.rates, self.hooks, self.check_admin, node_pubkey=str(getattr(self.funding, "pubkey", "") or ""),
             )
             self._contexts[plugin_id] = context
         return context

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from litestar import Request
 
     from ..events import EventBus, HashSubscription, WalletSubscription
+    from ..hooks import Hooks
     from ..jobs import PluginJobs
     from ..models import InvoiceRequest, Payment, Wallet, WalletAuth
     from ..net import SafeHttp
@@ -110,6 +111,20 @@ class _Events:
         return self._bus.subscribe_hash(payment_hash)
 
 
+class _PluginHooks:
+    __slots__ = ("_hooks",)
+
+    def __init__(self, hooks: Hooks) -> None:
+        self._hooks = hooks
+
+    async def call_plugins(self, hook: str, *, may_refuse: bool = False,
+                           **kwargs: Any) -> list[tuple[str, Any]]:
+        return await self._hooks.call_plugins(hook, may_refuse=may_refuse, **kwargs)
+
+    def implemented(self, hook: str) -> bool:
+        return self._hooks.implemented(hook)
+
+
 class PluginContext:
     """What plugin `plugin_id` receives as `host`."""
 
@@ -126,6 +141,8 @@ class PluginContext:
         base_url: Callable[[Request[Any, Any, Any] | None], str],
         serving: Callable[[str], bool],
         rates: RateService,
+        hooks: Hooks,
+        check_admin: Callable[[str], bool],
         node_pubkey: str = "",
     ) -> None:
         self.plugin_id = plugin_id
@@ -136,6 +153,8 @@ class PluginContext:
         self.http = http
         self.jobs = jobs
         self.rates = rates
+        self.hooks = _PluginHooks(hooks)
+        self._check_admin = check_admin
         self._spawn = spawn
         self._base_url = base_url
         self._serving = serving
@@ -148,6 +167,9 @@ class PluginContext:
 
     def is_enabled(self) -> bool:
         return self._serving(self.plugin_id)
+
+    def check_admin(self, token: str) -> bool:
+        return self._check_admin(token)
 
     async def watch_wallet(self, wallet_id: str, watch: bool = True) -> None:
         if watch:

@@ -20,6 +20,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from .. import hookspecs
+from ..hooks import call_setup_hook
 from ..version import __version__
 from .lifecycle import Plugin, PluginError
 
@@ -121,9 +122,18 @@ def discover(allow: set[str] | None) -> list[Plugin]:
     return list(found.values())
 
 
+def add_plugin_hookspecs(pm: pluggy.PluginManager, info: Plugin) -> None:
+    """Add the hooks a plugin declares for other plugins (`register_hookspecs`)."""
+    modules = call_setup_hook(pm, info, "register_hookspecs")
+    for module in modules if isinstance(modules, (list, tuple)) else [modules]:
+        if module is not None:
+            pm.add_hookspecs(module)
+
+
 def register(pm: pluggy.PluginManager, info: Plugin) -> None:
     try:
         pm.register(info.module, name=info.id)
+        add_plugin_hookspecs(pm, info)
         pm.check_pending()
     except Exception as exc:
         if pm.is_registered(info.module):

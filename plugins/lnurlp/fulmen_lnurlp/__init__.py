@@ -17,6 +17,15 @@ def payment_filter() -> PaymentFilter:
     return PaymentFilter(tags=frozenset({"lnurlp"}))
 
 
+
+@hookimpl
+def register_hookspecs() -> Any:
+    """Hooks other plugins implement to extend pay links (see `hookspecs.py`)."""
+    from . import hookspecs
+
+    return hookspecs
+
+
 @hookimpl
 def register_apps() -> Any:
     from .piccolo_app import APP_CONFIG

@@ -65,8 +65,7 @@ class LnurlController(Controller):
     async def pay_request(self, host: PluginHost, request: Request, link_id: str) -> Response[dict[str, Any]]:
         """LUD-06 payRequest (the LNURL's target)."""
         try:
-            return Response(await links.pay_request_for(host, link_id,
-                                                           host.base_url(request)))
+            return Response(await links.pay_request_for(host, link_id, host.base_url(request)))
         except LnurlFailure as failure:
             return lnurl_error(failure)
 
@@ -83,7 +82,7 @@ class LnurlController(Controller):
         """LUD-06 callback: `?amount=<msat>&comment=` → `{pr, routes, successAction}`."""
         try:
             answer = await links.callback(host, link_id, host.base_url(request), amount, comment,
-                                          webhook_data)
+                                          webhook_data, dict(request.query_params))
         except LnurlFailure as failure:
             return lnurl_error(failure)
         return Response(answer)

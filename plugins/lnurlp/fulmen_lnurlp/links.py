@@ -46,7 +46,7 @@ WEBHOOK_TIMEOUT = 6.0
 COLUMNS = (
     "description", "min", "max", "comment_chars", "username", "domain", "success_text",
     "success_url", "webhook_url", "webhook_headers", "webhook_body", "disposable",
-    "currency", "fiat_base_multiplier",
+    "currency", "fiat_base_multiplier", "zaps",
 )
 
 
@@ -142,7 +142,8 @@ async def username_taken(username: str | None, link_id: str | None) -> None:
 
 async def create_link(host: PluginHost, auth: WalletAuth, data: Any, base_url: str) -> dict[str, Any]:
     await check_wallet(auth, data)
-    values = check_link(data, None, max_sats(host), urlparse(base_url).hostname)
+    values = check_link(data, None, max_sats(host), urlparse(base_url).hostname,
+                        host.hooks.implemented("lnurlp_callback"))
     outbound_url_field(host.http, values["webhook_url"], "webhook_url")
     await username_taken(values["username"], None)
     now = now_ms()
@@ -166,7 +167,8 @@ async def update_link(
 ) -> dict[str, Any]:
     await check_wallet(auth, data)
     current = await owned_link(link_id, auth)
-    values = check_link(data, current, max_sats(host), urlparse(base_url).hostname)
+    values = check_link(data, current, max_sats(host), urlparse(base_url).hostname,
+                        host.hooks.implemented("lnurlp_callback"))
     if isinstance(data, dict) and "webhook_url" in data:
         outbound_url_field(host.http, values["webhook_url"], "webhook_url")
     await username_taken(values["username"], link_id)
@@ -227,10 +229,11 @@ def sendable(host: PluginHost, row: dict[str, Any], quote: Quote | None) -> tupl
 
 
 async def pay_request(host: PluginHost, row: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """LUD-06 payRequest (first step). A fiat link's bounds use today's rate."""
+    """LUD-06 payRequest (first step), with the fields other plugins add
+    (`lnurlp_pay_request`). A fiat link's bounds use today's rate."""
     low, high = sendable(host, row, await link_quote(host, row))
     await query("UPDATE lnurlp_pay_link SET served_meta = served_meta + 1 WHERE id = {}", row["id"])
-    return {
+    answer: dict[str, Any] = {
         "tag": "payRequest",
         "callback": callback_url(base_url, row["id"]),
         "minSendable": low,
@@ -238,6 +241,19 @@ async def pay_request(host: PluginHost, row: dict[str, Any], base_url: str) -> d
         "metadata": metadata(row, base_url),
         "commentAllowed": int(row["comment_chars"]),
     }
+    if not host.hooks.implemented("lnurlp_pay_request"):
+        return answer
+    own = set(answer)
+    for plugin_id, fields in await host.hooks.call_plugins(
+        "lnurlp_pay_request", link=to_json(row, base_url), response=dict(answer)
+    ):
+        if not isinstance(fields, dict):
+            log.warning("plugin %s: lnurlp_pay_request returned %r, not a dict", plugin_id, fields)
+            continue
+        for key, value in fields.items():
+            if key not in own:
+                answer[key] = value
+    return answer
 
 
 async def pay_request_for(host: PluginHost, link_id: str, base_url: str) -> dict[str, Any]:
@@ -245,6 +261,15 @@ async def pay_request_for(host: PluginHost, link_id: str, base_url: str) -> dict
     if not rows:
         raise LnurlFailure("Pay link does not exist.", 404)
     return await pay_request(host, rows[0], base_url)
+
+
+def address_url(row: dict[str, Any], base_url: str) -> str | None:
+    """LUD-16: the URL a wallet fetches for the link's Lightning Address."""
+    if not row["username"]:
+        return None
+    domain = row["domain"]
+    root = f"https://{domain}" if domain else base_url
+    return f"{root}/.well-known/lnurlp/{row['username']}"
 
 
 async def address_request(host: PluginHost, username: str, base_url: str) -> dict[str, Any] | None:
@@ -269,6 +294,40 @@ def parse_amount(value: str | None) -> int:
     return amount
 
 
+async def extension_description(
+    host: PluginHost, row: dict[str, Any], base_url: str, params: dict[str, str], msat: int,
+    extra: dict[str, Any],
+) -> str | None:
+    """Ask other plugins about the callback's extra parameters
+    (`lnurlp_callback`): a refusal is the payer's error; an answer may choose
+    the string whose sha256 is the invoice's description hash, and records
+    its `extra` under the plugin's id."""
+    if not host.hooks.implemented("lnurlp_callback"):
+        return None
+    lnurls = [lnurl_forms(base_url, row["id"])[0].lower()]
+    if address := address_url(row, base_url):
+        lnurls.append(lnurl.url_encode(address).lower())
+    try:
+        results = await host.hooks.call_plugins(
+            "lnurlp_callback", may_refuse=True, link=to_json(row, base_url), params=dict(params),
+            amount_msat=msat, lnurls=lnurls,
+        )
+    except FulmenError as exc:
+        raise LnurlFailure(exc.detail) from None
+    description = None
+    for plugin_id, answer in results:
+        if not isinstance(answer, dict):
+            log.warning("plugin %s: lnurlp_callback returned %r, not a dict", plugin_id, answer)
+            continue
+        if isinstance(answer.get("extra"), dict) and plugin_id not in extra:
+            extra[plugin_id] = answer["extra"]
+        if isinstance(answer.get("description"), str):
+            if description is not None:
+                raise LnurlFailure("This payment's parameters were claimed by two plugins.")
+            description = answer["description"]
+    return description
+
+
 def success_action(row: dict[str, Any], base_url: str) -> dict[str, Any] | None:
     """LUD-09. A `url` action only on the callback's domain (wallets refuse to
     pay otherwise); a URL stored before the host's address changed is left out."""
@@ -282,7 +341,7 @@ def success_action(row: dict[str, Any], base_url: str) -> dict[str, Any] | None:
 
 async def callback(
     host: PluginHost, link_id: str, base_url: str, amount: str | None, comment: str | None,
-    webhook_data: str | None,
+    webhook_data: str | None, params: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """LUD-06 second step: an invoice for `amount` msat, with the metadata's hash."""
     rows = await query("SELECT * FROM lnurlp_pay_link WHERE id = {}", link_id)
@@ -311,6 +370,7 @@ async def callback(
     extra: dict[str, Any] = {"tag": "lnurlp", "link": row["id"], "comment": comment}
     if webhook_data is not None:
         extra["webhook_data"] = webhook_data
+    description = await extension_description(host, row, base_url, params or {}, msat, extra)
     if address := identifier(row, base_url):
         extra["lnaddress"] = address
     if quote is not None:  # as LNbits's fiat invoices record it
@@ -323,7 +383,7 @@ async def callback(
             InvoiceRequest(
                 amount_msat=msat,
                 memo=row["description"][:MAX_MEMO],
-                description_hash=hashlib.sha256(served.encode()).digest(),
+                description_hash=hashlib.sha256((description or served).encode()).digest(),
                 extra=extra,
             ),
         )

@@ -91,6 +91,7 @@ async def link_page(request: Request, host: PluginHost, link_id: str) -> Respons
     row = await links.get_link(link_id)
     base = host.base_url(request)
     code, _, lud17 = links.lnurl_forms(base, row["id"])
+    shown = links.to_json(row, base)  # min and max in the link's unit (sats or its currency)
     # upper case bech32: the QR code's compact alphanumeric mode
     svg = segno.make(f"lightning:{code}", error="l").svg_inline(scale=5, border=2, omitsize=True)
     session = await current_web_session(request)
@@ -99,8 +100,9 @@ async def link_page(request: Request, host: PluginHost, link_id: str) -> Respons
         owner = any(w.id == row["wallet"] for w in await session.wallets())
     return await render_page(
         request, ENV, "lnurlp/link.html", session=session,
-        link={"id": row["id"], "description": row["description"], "min": int(row["min"]),
-              "max": int(row["max"]), "address": links.identifier(row, base)},
+        link={"id": row["id"], "description": row["description"], "min": shown["min"],
+              "max": shown["max"], "unit": row["currency"] or "sat",
+              "address": links.identifier(row, base)},
         lnurl=code, lud17=lud17, qr=svg, owner=owner,
     )
 

@@ -109,11 +109,12 @@ def http_url(data: dict[str, Any], name: str, https_only: bool) -> str | None:
 
 
 def check_link(data: Any, current: dict[str, Any] | None, max_sats: int,
-               callback_host: str | None = None) -> dict[str, Any]:
+               callback_host: str | None = None, zaps_supported: bool = False) -> dict[str, Any]:
     """The columns to store for a create (`current` None) or an update (fields
     not sent keep their values). `callback_host`: the host name of the
     callback URL served to wallets (LUD-09: a `url` success action must be on
-    that domain, and wallets refuse to pay otherwise)."""
+    that domain, and wallets refuse to pay otherwise). `zaps_supported`:
+    whether a plugin serving NIP-57 zaps (nostrzaps) is enabled."""
     data = check_fields(data)
     merged: dict[str, Any] = dict(current or {})
     sent = set(data)
@@ -185,8 +186,16 @@ def check_link(data: Any, current: dict[str, Any] | None, max_sats: int,
             raise BadRequest("disposable must be true or false")
         merged["disposable"] = value
     # LNbits features this plugin does not have: accepted only when off.
-    if data.get("zaps") not in (None, False):
-        raise BadRequest("zaps (NIP-57) are not supported by this host's lnurlp")
+    if current is None or "zaps" in sent:
+        value = data.get("zaps")
+        if value is None:
+            value = False
+        if not isinstance(value, bool):
+            raise BadRequest("zaps must be true or false")
+        if value and not zaps_supported:
+            raise BadRequest("zaps (NIP-57) need the nostrzaps plugin, which is not installed "
+                             "or not enabled on this host")
+        merged["zaps"] = value
     return merged
 
 
@@ -212,7 +221,7 @@ def link_json(row: dict[str, Any], lnurl: str, url: str, lud17: str) -> dict[str
         "served_meta": int(row["served_meta"]),
         "served_pr": int(row["served_pr"]),
         "username": row["username"],
-        "zaps": False,
+        "zaps": bool(row.get("zaps")),
         "domain": row["domain"],
         "webhook_url": row["webhook_url"],
         "webhook_headers": row["webhook_headers"],

@@ -42,6 +42,8 @@ class PayLink(Table, tablename="lnurlp_pay_link"):
     webhook_body = Text(null=True)
     #: LUD-11: whether wallets may store the link
     disposable = Boolean(default=True)
+    #: NIP-57 zaps (needs the nostrzaps plugin)
+    zaps = Boolean(default=False)
     #: counters: pay requests served, invoices issued
     served_meta = BigInt(default=0)
     served_pr = BigInt(default=0)
