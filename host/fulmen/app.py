@@ -14,6 +14,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from . import metrics
 from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
+from .api.guard import InputGuard, unstorable_value
 from .errors import FulmenError
 from .host import Host
 from .plugins import call_setup_hook
@@ -34,7 +35,11 @@ def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
 
 
 def internal_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    refused = unstorable_value(exc)
+    if refused:
+        return Response({"detail": refused, "status_code": 400}, status_code=400)
+    # %r: a path with %0a in it cannot forge a log line.
+    log.exception("unhandled error on %s %r", request.method, request.url.path, exc_info=exc)
     return Response({"detail": "Internal server error.", "status_code": 500}, status_code=500)
 
 
@@ -110,6 +115,7 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
             HTTPException: http_error,
             Exception: internal_error,
         },
+        middleware=[InputGuard],
         openapi_config=None,
         debug=False,
     )
