@@ -4,7 +4,6 @@ PostgreSQL for what PostgreSQL cannot store, for host and plugin routes."""
 import json
 
 import pytest
-
 from fulmen.api.guard import InputRefused, check_body
 
 PLUGINS = ["lnurlp", "withdraw", "tpos"]
@@ -76,7 +75,6 @@ async def test_out_of_range_numbers_answer_400(fulmen_db) -> None:
 
 def test_database_refusals_become_400_messages() -> None:
     import asyncpg.exceptions
-
     from fulmen.api.guard import unstorable_value
 
     assert unstorable_value(OverflowError("Python int too large to convert to SQLite INTEGER"))

@@ -12,7 +12,8 @@ refused too, before a decoder or a handler recurses into them.
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
