@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
             Exception: internal_error,
         },
         middleware=[InputGuard],
+        allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()] or None,
         openapi_config=None,
         debug=False,
     )

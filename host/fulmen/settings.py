@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     port: int = 5001
     # Public base URL used in LNURLs and links; derived from the request when empty.
     base_url: str = ""
+    # Comma-separated Host names the server answers to (e.g. "pay.example.com,*.example.com");
+    # empty = any. Set it (or base_url) on a public server: LNURLs name the request's host.
+    allowed_hosts: str = ""
 
     database_url: str = Field(
         default="", validation_alias=AliasChoices("DATABASE_URL", "FULMEN_DATABASE_URL")
