@@ -19,6 +19,7 @@ from .api.guard import InputGuard, unstorable_value
 from .errors import FulmenError
 from .host import Host
 from .plugins import call_setup_hook
+from .ratelimit import RateLimitMiddleware, RateLimits, TooManyRequests
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 
 def fulmen_error(_: Request, exc: FulmenError) -> Response[dict[str, Any]]:
     return Response({"detail": exc.detail, "status_code": exc.status_code}, status_code=exc.status_code)
+
+
+def too_many(_: Request, exc: TooManyRequests) -> Response[dict[str, Any]]:
+    return Response({"detail": exc.detail, "status_code": 429}, status_code=429,
+                    headers={"Retry-After": str(exc.retry_after)})
 
 
 def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
@@ -112,16 +118,18 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
         ],
         lifespan=[lifespan],
         exception_handlers={
+            TooManyRequests: too_many,
             FulmenError: fulmen_error,
             HTTPException: http_error,
             Exception: internal_error,
         },
-        middleware=[InputGuard],
+        middleware=[InputGuard, RateLimitMiddleware],
         allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()] or None,
         openapi_config=None,
         debug=False,
     )
     app.state.host = host
+    app.state.rate_limits = RateLimits(settings)
     if metrics.count_payment not in host.payments.listeners:
         host.payments.listeners.append(metrics.count_payment)
     return app

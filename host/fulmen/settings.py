@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     allow_private_addresses: bool = False
     allow_insecure_http_hosts: str = ""  # comma-separated hosts allowed over plain http
 
+    # Rate limits per client address and per key (`limits` notation, ";" between
+    # several; empty = none), shared through Redis when REDIS_URL is set.
+    rate_limits_enabled: bool = True
+    rate_limit_signup: str = "30/minute;300/day"
+    rate_limit_invoice: str = "300/minute"
+    rate_limit_payment: str = "120/minute"
+    rate_limit_lnurl_callback: str = "120/minute"
+    rate_limit_withdraw_claim: str = "30/minute"
+    # Comma-separated proxy addresses/networks whose X-Forwarded-For is believed.
+    trusted_proxies: str = ""
+
     reconcile_interval: float = 30.0
     log_level: str = "INFO"
 

@@ -18,6 +18,7 @@ from ..errors import BadRequest, NotFound
 from ..history import HistoryQuery
 from ..host import Host
 from ..models import InvoiceRequest, Payment, WalletAuth
+from ..ratelimit import enforce
 from . import body
 from .auth import api_key_of, authenticate, require_wallet_key
 
@@ -38,6 +39,7 @@ async def create_payment(request: Request, data: dict[str, Any]) -> dict[str, An
     out = body.boolean(data, "out")
     if out is None:
         out = "bolt11" in data
+    await enforce(request, "payment" if out else "invoice")
     if out:
         wallet = await authenticate(request, "admin")
         bolt11 = body.text(data, "bolt11", max_len=7089)
