@@ -15,12 +15,14 @@ from litestar.handlers.base import BaseRouteHandler
 
 from . import metrics
 from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
+from .api import openapi
 from .api.guard import InputGuard, unstorable_value
 from .errors import FulmenError
 from .host import Host
 from .plugins import call_setup_hook
 from .ratelimit import RateLimitMiddleware, RateLimits, TooManyRequests
 from .settings import Settings
+from .version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +127,7 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
         },
         middleware=[InputGuard, RateLimitMiddleware],
         allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()] or None,
-        openapi_config=None,
+        openapi_config=openapi.config(__version__),
         debug=False,
     )
     app.state.host = host
