@@ -23,7 +23,7 @@ from .errors import (
     PaymentRejected,
     Unauthorized,
 )
-from .fields import json_field, outbound_url_field, text_field
+from .fields import checked_outbound_url, json_field, outbound_url_field, text_field
 from .hookspecs import hookimpl
 from .host import Host
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
@@ -47,6 +47,7 @@ __all__ = [
     "Wallet",
     "WalletAuth",
     "__version__",
+    "checked_outbound_url",
     "ddl_migration",
     "hookimpl",
     "json_field",

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import lnurl
-
 from fulmen import (
     Conflict,
     Forbidden,
@@ -26,8 +25,8 @@ from fulmen import (
     NotFound,
     Payment,
     WalletAuth,
+    checked_outbound_url,
     now_ms,
-    outbound_url_field,
     query,
 )
 
@@ -136,7 +135,7 @@ async def username_taken(username: str | None, link_id: str | None) -> None:
 async def create_link(host: Host, auth: WalletAuth, data: Any, base_url: str) -> dict[str, Any]:
     await check_wallet(auth, data)
     values = check_link(data, None, max_sats(host), urlparse(base_url).hostname)
-    outbound_url_field(host.http, values["webhook_url"], "webhook_url")
+    await checked_outbound_url(host.http, values["webhook_url"], "webhook_url")
     await username_taken(values["username"], None)
     now = now_ms()
     link_id = secrets.token_urlsafe(16)
@@ -161,7 +160,7 @@ async def update_link(
     current = await owned_link(link_id, auth)
     values = check_link(data, current, max_sats(host), urlparse(base_url).hostname)
     if isinstance(data, dict) and "webhook_url" in data:
-        outbound_url_field(host.http, values["webhook_url"], "webhook_url")
+        await checked_outbound_url(host.http, values["webhook_url"], "webhook_url")
     await username_taken(values["username"], link_id)
     try:
         rows = await query(
