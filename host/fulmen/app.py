@@ -20,7 +20,13 @@ from .api.guard import InputGuard, unstorable_value
 from .errors import FulmenError
 from .host import Host
 from .plugins import call_setup_hook
-from .ratelimit import RateLimitMiddleware, RateLimits, TooManyRequests
+from .ratelimit import (
+    RateLimitMiddleware,
+    RateLimits,
+    StreamCapMiddleware,
+    StreamCaps,
+    TooManyRequests,
+)
 from .settings import Settings
 from .version import __version__
 
@@ -125,13 +131,14 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
             HTTPException: http_error,
             Exception: internal_error,
         },
-        middleware=[InputGuard, RateLimitMiddleware],
+        middleware=[InputGuard, RateLimitMiddleware, StreamCapMiddleware],
         allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()] or None,
         openapi_config=openapi.config(__version__),
         debug=False,
     )
     app.state.host = host
     app.state.rate_limits = RateLimits(settings)
+    app.state.stream_caps = StreamCaps(settings)
     if metrics.count_payment not in host.payments.listeners:
         host.payments.listeners.append(metrics.count_payment)
     return app

@@ -171,3 +171,69 @@ class RateLimitMiddleware:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+class StreamCaps:
+    """Open streams (WebSocket, SSE) per client address and per key, counted in
+    this process: a stream lives in one process, so the cap holds per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.per_address = settings.max_streams_per_address
+        self.per_key = settings.max_streams_per_key
+        self.trusted = parse_networks(settings.trusted_proxies)
+        self.open: dict[tuple[str, str], int] = {}
+
+    def acquire(self, scope: Scope) -> list[tuple[str, str]] | None:
+        """The counters taken, or None (nothing taken) when one is full."""
+        taken = [("address", client_address(scope, self.trusted))]
+        key = key_of(scope)
+        channel = (scope.get("path_params") or {}).get("channel")
+        if key is None and isinstance(channel, str) and len(channel) != 64:
+            key = hashlib.sha256(channel.encode()).hexdigest()[:32]  # a wallet key in the path
+        if key is not None:
+            taken.append(("key", key))
+        for slot in taken:
+            cap = self.per_address if slot[0] == "address" else self.per_key
+            if cap and self.open.get(slot, 0) >= cap:
+                return None
+        for slot in taken:
+            self.open[slot] = self.open.get(slot, 0) + 1
+        return taken
+
+    def release(self, taken: list[tuple[str, str]]) -> None:
+        for slot in taken:
+            left = self.open.get(slot, 0) - 1
+            if left > 0:
+                self.open[slot] = left
+            else:
+                self.open.pop(slot, None)
+
+
+class StreamCapMiddleware:
+    """Applies `opt={"stream": True}` of the matched handler: 429 (SSE) or a
+    refused handshake (WebSocket, close code 1008) beyond the caps."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = scope.get("route_handler")
+        if handler is None or not getattr(handler, "opt", {}).get("stream"):
+            await self.app(scope, receive, send)
+            return
+        caps: StreamCaps = scope["app"].state.stream_caps
+        taken = caps.acquire(scope)
+        if taken is None:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008,
+                            "reason": "too many open streams"})
+                return
+            body, headers = too_many_response(TooManyRequests(
+                "too many open streams from this address or key; close one first", 5))
+            await send({"type": "http.response.start", "status": 429, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            caps.release(taken)

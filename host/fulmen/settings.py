@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     rate_limit_payment: str = "120/minute"
     rate_limit_lnurl_callback: str = "120/minute"
     rate_limit_withdraw_claim: str = "30/minute"
+    # Open WebSocket/SSE streams per client address and per key, in each process (0 = no cap).
+    max_streams_per_address: int = 50
+    max_streams_per_key: int = 20
     # Comma-separated proxy addresses/networks whose X-Forwarded-For is believed.
     trusted_proxies: str = ""
 
