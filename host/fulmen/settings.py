@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # Open WebSocket/SSE streams per client address and per key, in each process (0 = no cap).
     max_streams_per_address: int = 50
     max_streams_per_key: int = 20
+    # Server: seconds a client has to send a request's headers, and an idle
+    # keep-alive connection is kept (slow clients cannot hold connections open).
+    header_timeout: float = 10.0
+    keep_alive_timeout: int = 5
     # Comma-separated proxy addresses/networks whose X-Forwarded-For is believed.
     trusted_proxies: str = ""
 

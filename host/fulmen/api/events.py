@@ -145,7 +145,8 @@ def _last_event_id(request: Request) -> int | None:
     return value
 
 
-@get("/api/v1/events", dependencies={"wallet": require_wallet_key("read")}, opt={"stream": True})
+@get("/api/v1/events", dependencies={"wallet": require_wallet_key("read")}, opt={"stream": True},
+     media_type="text/event-stream")
 async def event_stream(request: Request, wallet: WalletAuth) -> ServerSentEvent:
     """The wallet's events as Server-Sent Events. Each has `id:` (the wallet's
     event number); reconnect with `Last-Event-ID` to get what was missed."""
