@@ -3,6 +3,7 @@ query strings, for the owner's API and the public LNURL and terminal routes."""
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 json_values = st.recursive(
@@ -19,6 +20,12 @@ fields = st.sampled_from([
 ])
 bodies = st.dictionaries(fields, json_values, max_size=6) | json_values
 PLUGINS = ["lnurlp", "withdraw", "tpos", "splitpayments"]
+
+
+@pytest.fixture
+def fulmen(fulmen_db):
+    """Every test here on SQLite and on PostgreSQL (what one stores, the other may refuse)."""
+    return fulmen_db
 
 
 async def shop_with_links(fulmen):
