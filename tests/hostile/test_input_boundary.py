@@ -82,3 +82,13 @@ def test_database_refusals_become_400_messages() -> None:
     wrapped.__cause__ = asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte")
     assert unstorable_value(wrapped)
     assert unstorable_value(ValueError("something else")) is None
+
+
+def test_form_and_query_nul() -> None:
+    from fulmen.api.guard import check_target, check_urlencoded
+
+    with pytest.raises(InputRefused, match="form field 'memo'"):
+        check_urlencoded(b"a=1&memo=x%00y", "form field")
+    with pytest.raises(InputRefused, match="path holds a control character"):
+        check_target({"path": "/a\nb", "query_string": b""})
+    check_urlencoded(b"a=1&memo=x%01y", "form field")

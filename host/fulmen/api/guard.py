@@ -26,7 +26,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_DEPTH = 32
 MAX_BODY = 10 * 1024 * 1024  # Litestar's own default request_max_body_size
-FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+URLENCODED = b"application/x-www-form-urlencoded"
 _CONTROL = {chr(c) for c in range(0x20)} | {"\x7f"}
 
 
@@ -80,18 +80,22 @@ def check_body(body: bytes) -> None:
     check_json(value)
 
 
-def check_target(scope: Scope) -> None:
-    path: str = scope.get("path", "")
-    if any(ch in _CONTROL for ch in path):
-        raise InputRefused("the path holds a control character")
-    raw: bytes = scope.get("query_string", b"")
+def check_urlencoded(raw: bytes, what: str) -> None:
+    """`what` is "query parameter" or "form field"."""
     if b"%00" in raw or b"\x00" in raw:
         for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True,
                                     encoding="utf-8", errors="replace"):
             if "\x00" in key:
-                raise InputRefused("a query parameter name holds a NUL character (U+0000)")
+                raise InputRefused(f"a {what} name holds a NUL character (U+0000)")
             if "\x00" in value:
-                raise InputRefused(f"query parameter {key!r} holds a NUL character (U+0000)")
+                raise InputRefused(f"{what} {key!r} holds a NUL character (U+0000)")
+
+
+def check_target(scope: Scope) -> None:
+    path: str = scope.get("path", "")
+    if any(ch in _CONTROL for ch in path):
+        raise InputRefused("the path holds a control character")
+    check_urlencoded(scope.get("query_string", b""), "query parameter")
 
 
 async def _refuse(send: Send, exc: InputRefused) -> None:
@@ -125,7 +129,7 @@ class InputGuard:
             await self.app(scope, receive, send)
             return
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
-        if content_type.startswith(FORM_TYPES):
+        if content_type.startswith(b"multipart/"):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -147,7 +151,10 @@ class InputGuard:
         body = b"".join(chunks)
         if disconnected is None:
             try:
-                check_body(body)
+                if content_type.startswith(URLENCODED):
+                    check_urlencoded(body, "form field")
+                else:
+                    check_body(body)
             except InputRefused as exc:
                 await _refuse(send, exc)
                 return
