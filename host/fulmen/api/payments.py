@@ -146,7 +146,8 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
-@get("/api/v1/payments/export.csv", dependencies={"wallet": require_wallet_key("read")})
+@get("/api/v1/payments/export.csv", dependencies={"wallet": require_wallet_key("read")},
+     media_type="text/csv")
 async def export_payments(request: Request, wallet: WalletAuth) -> Stream:
     """The wallet's history (same filters) as CSV, streamed in pages."""
     q = HistoryQuery.from_params(wallet.wallet_id, request.query_params)
