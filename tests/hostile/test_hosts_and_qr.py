@@ -1,7 +1,6 @@
 """Host headers and QR codes: 400, never 500, and the configured base URL wins."""
 
 import pytest
-
 from fulmen.api.public_url import valid_host_header
 
 

@@ -4,7 +4,6 @@ plugin routes; shared between processes through Redis."""
 import uuid
 
 import httpx
-
 from fulmen.ratelimit import client_address, parse_networks
 from fulmen.testing import ServerProcess
 

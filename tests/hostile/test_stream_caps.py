@@ -9,7 +9,6 @@ import httpx
 import pytest
 import uvicorn
 import websockets
-
 from fulmen.testing import free_port
 
 

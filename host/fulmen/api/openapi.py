@@ -89,16 +89,17 @@ class OfflinePage(OpenAPIRenderPlugin):
     def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
         schema = complete(openapi_schema)
         info = schema.get("info", {})
+        json_url = self.get_openapi_json_route(request)
         out = [
             "<!doctype html><html><head><meta charset='utf-8'>",
             f"<title>{html.escape(info.get('title', 'API'))} API</title>",
-            "<style>body{font-family:sans-serif;max-width:60em;margin:auto;padding:1em}"
-            "details{border-bottom:1px solid #ddd;padding:.3em 0}code{font-weight:bold}"
-            "pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:85%}</style></head><body>",
+            ("<style>body{font-family:sans-serif;max-width:60em;margin:auto;padding:1em}"
+             "details{border-bottom:1px solid #ddd;padding:.3em 0}code{font-weight:bold}"
+             "pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:85%}</style></head><body>"),
             f"<h1>{html.escape(info.get('title', 'API'))} {html.escape(info.get('version', ''))}</h1>",
-            "<p>The machine-readable schema: <a href='openapi.json'>openapi.json</a> "
-            "(OpenAPI 3.1). Send a wallet key as <code>X-Api-Key</code>, or the admin key or an "
-            "account token as <code>Authorization: Bearer</code>.</p>",
+            (f"<p>The machine-readable schema: <a href='{html.escape(json_url)}'>openapi.json</a> "
+             "(OpenAPI 3.1). Send a wallet key as <code>X-Api-Key</code>, or the admin key or an "
+             "account token as <code>Authorization: Bearer</code>.</p>"),
         ]
         for path, item in sorted(schema.get("paths", {}).items()):
             for method in METHODS:
