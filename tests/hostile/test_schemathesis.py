@@ -18,7 +18,7 @@ from fulmen.testing import ServerProcess
 ADMIN = "schemathesis-admin-key-0123456789"
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_schema_conformance")
-BUDGET = int(os.environ.get("FULMEN_SCHEMATHESIS_SECONDS", "40"))
+BUDGET = int(os.environ.get("FULMEN_SCHEMATHESIS_SECONDS", "30"))
 
 
 @pytest.fixture
