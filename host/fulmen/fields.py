@@ -81,7 +81,8 @@ async def checked_outbound_url(http: SafeHttp, url: str | None, name: str) -> No
     normalised as the HTTP client will send it (so `①②⑦.0.0.1` is 127.0.0.1)
     and resolved, and every address it resolves to checked. A `.onion` host is
     refused: the host has no Tor proxy to reach it. Refused with a 400 naming
-    the field."""
+    the field. A name that does not resolve (yet) is accepted: sending
+    resolves and checks it again."""
     if not url:
         return
     import unicodedata
@@ -95,7 +96,11 @@ async def checked_outbound_url(http: SafeHttp, url: str | None, name: str) -> No
     normalised = url.replace(urlparse(url).hostname or "", host, 1) if host else url
     if unicodedata.normalize("NFKC", host).endswith(".onion"):
         raise BadRequest(f"{name}: .onion hosts cannot be reached from this server")
+    from .net import FetchFailed
+
     try:
         await http.check_url(normalised)
-    except BadRequest as exc:  # UnsafeURL, or FetchFailed when the name does not resolve
+    except FetchFailed:
+        pass  # the name does not resolve now: harmless, and checked again on each call
+    except BadRequest as exc:  # UnsafeURL
         raise BadRequest(f"{name}: {exc.detail}") from None
