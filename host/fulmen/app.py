@@ -13,8 +13,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
 from . import metrics
-from .api import admin, events, health, lnurl, payments, wallets, web, webhooks
-from .api import openapi
+from .api import admin, events, health, lnurl, openapi, payments, wallets, web, webhooks
 from .api.guard import InputGuard, unstorable_value
 from .errors import FulmenError
 from .host import Host
