@@ -18,6 +18,8 @@ def test_check_body_names_the_field() -> None:
         check_body(b'{"a":' * 40 + b"1" + b"}" * 40)
     check_body(json.dumps({"memo": "tab\tand\nnewline", "x": [[1]]}).encode())
     check_body(b"not json")
+    with pytest.raises(InputRefused, match="not valid JSON"):
+        check_body(b'{"a": "\xff"}')
 
 
 async def test_nul_and_deep_json_answer_400_on_both_databases(fulmen_db) -> None:
@@ -92,3 +94,20 @@ def test_form_and_query_nul() -> None:
     with pytest.raises(InputRefused, match="path holds a control character"):
         check_target({"path": "/a\nb", "query_string": b""})
     check_urlencoded(b"a=1&memo=x%01y", "form field")
+
+
+async def test_invalid_utf8_and_surrogates_never_500(fulmen_db) -> None:
+    client = await fulmen_db.start(plugins=PLUGINS)
+    shop = await fulmen_db.wallet("shop", sats=10)
+    r = await client.post("/lnurlp/api/v1/links", headers=shop.admin_headers,
+                          json={"description": "d", "min": 1, "max": 10, "comment_chars": 100})
+    link = r.json()["id"]
+    for path in (f"/lnurlp/api/v1/lnurl/cb/{link}?amount=1000&comment=%ED%A0%80",
+                 f"/lnurlp/api/v1/lnurl/cb/{link}?amount=1000&comment=%FF%FE",
+                 "/lnurlp/%ED%A0%80", "/withdraw/%FF", "/api/v1/payments?memo=%ED%A0%80"):
+        r = await client.get(path, headers=shop.read_headers)
+        assert r.status_code < 500, (path, r.text)
+    for raw in (b'{"name": "\\ud800"}', b'{"name": "\xff"}', b'{"name": "\\udc80x"}'):
+        r = await client.post("/api/v1/account", content=raw,
+                              headers={"content-type": "application/json"})
+        assert r.status_code == 400, (raw, r.text)

@@ -66,8 +66,9 @@ def check_json(value: Any, max_depth: int = MAX_DEPTH) -> None:
 
 
 def check_body(body: bytes) -> None:
-    """A body that is not JSON is left to the handler (which answers 400 if it
-    wanted JSON); a JSON body must pass `check_json`."""
+    """A body that does not start as JSON does is left to the handler (which
+    answers 400 if it wanted JSON); one that does must decode (valid UTF-8,
+    no lone surrogates) and pass `check_json`."""
     stripped = body.lstrip()
     if not stripped[:1] in (b"{", b"[", b'"'):
         return
@@ -75,8 +76,10 @@ def check_body(body: bytes) -> None:
         value = msgspec.json.decode(body)
     except RecursionError:
         raise InputRefused(f"the JSON body is nested deeper than {MAX_DEPTH} levels") from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return
+    except (msgspec.DecodeError, UnicodeDecodeError, ValueError) as exc:
+        # Looks like JSON but is not (bad UTF-8, a lone surrogate, truncated):
+        # refused here, as no handler of ours takes such a body as anything else.
+        raise InputRefused(f"the request body is not valid JSON: {exc}") from None
     check_json(value)
 
 
