@@ -69,3 +69,15 @@ def test_limits_shared_between_processes_through_redis(tmp_path, postgres_url, r
     finally:
         a.stop()
         b.stop()
+
+
+async def test_payments_limited(fulmen) -> None:
+    client = await fulmen.start(rate_limits_enabled=True, rate_limit_payment="2/minute")
+    alice = await fulmen.wallet("alice", sats=10)
+    codes = []
+    for path, body in (("/api/v1/payments", {"out": True, "bolt11": "lnbc1bogus"}),
+                       ("/api/v1/payments/lnurl", {"res": {}}),
+                       ("/api/v1/payments", {"out": True, "bolt11": "lnbc1bogus"})):
+        r = await client.post(path, headers=alice.admin_headers, json=body)
+        codes.append(r.status_code)
+    assert codes[:2] != [429, 429] and codes[2] == 429, codes
