@@ -106,7 +106,7 @@ class RateLimits:
             if getattr(settings, f"rate_limit_{b}")
         }
         storage: Storage
-        if settings.redis_url:
+        if settings.redis_url and self.enabled and self.items:
             url = settings.redis_url
             storage = RedisStorage(url if url.startswith("async+") else "async+" + url,
                                    implementation="redispy", key_prefix="fulmen-ratelimit")
