@@ -24,7 +24,7 @@ from .errors import (
     Unauthorized,
 )
 from .contract import PaymentFilter, PluginHost, PublicSettings
-from .fields import json_field, outbound_url_field, text_field
+from .fields import checked_outbound_url, json_field, outbound_url_field, text_field
 from .hookspecs import hookimpl, hookspec
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth
 from .rates import Quote, RateService, RateUnavailable, check_currency, parse_fiat
@@ -67,6 +67,7 @@ __all__ = [
     "WebSession",
     "__version__",
     "check_currency",
+    "checked_outbound_url",
     "checked_form",
     "current_web_session",
     "ddl_migration",

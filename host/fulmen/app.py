@@ -18,6 +18,7 @@ from .api import (
     events,
     health,
     lnurl,
+    openapi,
     payments,
     rates,
     wallet_transfer,
@@ -26,9 +27,18 @@ from .api import (
     webhooks,
 )
 from .contract import PluginHost
+from .api.guard import InputGuard, unstorable_value
 from .errors import FulmenError
 from .host import Host
+from .ratelimit import (
+    RateLimitMiddleware,
+    RateLimits,
+    StreamCapMiddleware,
+    StreamCaps,
+    TooManyRequests,
+)
 from .settings import Settings
+from .version import __version__
 from .web import SignInRequired
 
 log = logging.getLogger(__name__)
@@ -36,6 +46,11 @@ log = logging.getLogger(__name__)
 
 def fulmen_error(_: Request, exc: FulmenError) -> Response[dict[str, Any]]:
     return Response({"detail": exc.detail, "status_code": exc.status_code}, status_code=exc.status_code)
+
+
+def too_many(_: Request, exc: TooManyRequests) -> Response[dict[str, Any]]:
+    return Response({"detail": exc.detail, "status_code": 429}, status_code=429,
+                    headers={"Retry-After": str(exc.retry_after)})
 
 
 def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
@@ -46,7 +61,11 @@ def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
 
 
 def internal_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    refused = unstorable_value(exc)
+    if refused:
+        return Response({"detail": refused, "status_code": 400}, status_code=400)
+    # %r: a path with %0a in it cannot forge a log line.
+    log.exception("unhandled error on %s %r", request.method, request.url.path, exc_info=exc)
     return Response({"detail": "Internal server error.", "status_code": 500}, status_code=500)
 
 
@@ -121,13 +140,18 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
         ],
         lifespan=[lifespan],
         exception_handlers={
+            TooManyRequests: too_many,
             FulmenError: fulmen_error,
             SignInRequired: sign_in_first,
             HTTPException: http_error,
             Exception: internal_error,
         },
-        openapi_config=None,
+        middleware=[InputGuard, RateLimitMiddleware, StreamCapMiddleware],
+        allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()] or None,
+        openapi_config=openapi.config(__version__),
         debug=False,
     )
     app.state.host = host
+    app.state.rate_limits = RateLimits(settings)
+    app.state.stream_caps = StreamCaps(settings)
     return app

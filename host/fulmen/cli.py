@@ -37,6 +37,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     import os
 
     os.environ["FULMEN_HOST"], os.environ["FULMEN_PORT"] = settings.host, str(settings.port)
+    os.environ["FULMEN_HEADER_TIMEOUT"] = str(settings.header_timeout)
+    from .server import HeaderTimeoutProtocol
     uvicorn.run(
         "fulmen.app:create_app",
         factory=True,
@@ -45,6 +47,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        http=HeaderTimeoutProtocol,
+        timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=8,
         lifespan="on",
     )

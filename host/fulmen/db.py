@@ -135,7 +135,11 @@ def make_engine(settings: Settings) -> Engine:
         path = Path(settings.database_url.removeprefix("sqlite:///"))
     else:
         path = settings.sqlite_path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .secret_files import private_dir, private_sqlite
+
+    # The database holds webhook secrets and withdraw links' unique hashes: this user only.
+    private_dir(path.parent, tighten=path.parent == settings.data_dir)
+    private_sqlite(path)
     # Generous busy timeout: writers queue on the lock rather than fail.
     return SharedSQLiteEngine(path=str(path), timeout=30)
 

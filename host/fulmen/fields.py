@@ -74,3 +74,33 @@ def outbound_url_field(http: SafeHttp, url: str | None, name: str) -> None:
             http.check_url_now(url)
         except BadRequest as exc:
             raise BadRequest(f"{name}: {exc.detail}") from None
+
+
+async def checked_outbound_url(http: SafeHttp, url: str | None, name: str) -> None:
+    """`outbound_url_field` with the checks of sending itself: the host name
+    normalised as the HTTP client will send it (so `①②⑦.0.0.1` is 127.0.0.1)
+    and resolved, and every address it resolves to checked. A `.onion` host is
+    refused: the host has no Tor proxy to reach it. Refused with a 400 naming
+    the field. A name that does not resolve (yet) is accepted: sending
+    resolves and checks it again."""
+    if not url:
+        return
+    import unicodedata
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise BadRequest(f"{name}: the host name is not valid") from None
+    normalised = url.replace(urlparse(url).hostname or "", host, 1) if host else url
+    if unicodedata.normalize("NFKC", host).endswith(".onion"):
+        raise BadRequest(f"{name}: .onion hosts cannot be reached from this server")
+    from .net import FetchFailed
+
+    try:
+        await http.check_url(normalised)
+    except FetchFailed:
+        pass  # the name does not resolve now: harmless, and checked again on each call
+    except BadRequest as exc:  # UnsafeURL
+        raise BadRequest(f"{name}: {exc.detail}") from None

@@ -132,7 +132,9 @@ class Host:
         if self.settings.base_url:
             return self.settings.base_url.rstrip("/")
         if request is not None:
-            return str(request.base_url).rstrip("/")
+            from .public_url import request_base_url
+
+            return request_base_url(request)
         return f"http://{self.settings.host}:{self.settings.port}"
 
     # --- start and stop -------------------------------------------------------------

@@ -15,7 +15,7 @@ def read_or_create_secret(path: Path, make: Callable[[], str]) -> tuple[str, boo
     temporary name and linked into place, which fails for all but the first."""
     if path.exists():
         return path.read_text().strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     value = make()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # created 0600
     try:
@@ -28,3 +28,24 @@ def read_or_create_secret(path: Path, make: Callable[[], str]) -> tuple[str, boo
     finally:
         os.unlink(tmp)
     return value, True
+
+
+def private_dir(path: Path, tighten: bool = True) -> None:
+    """Create `path` (and missing parents) readable by this user only (0700);
+    with `tighten`, an existing folder loses its group and other bits too."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    elif tighten and path.stat().st_mode & 0o077:
+        os.chmod(path, path.stat().st_mode & 0o700)
+
+
+def private_sqlite(path: Path) -> None:
+    """The SQLite database file, created 0600 before SQLite opens it, and any
+    existing one (and its -wal, -shm, -journal) made 0600. SQLite gives the
+    files it creates beside a database the database file's mode."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        if file.exists() and file.stat().st_mode & 0o077:
+            os.chmod(file, 0o600)

@@ -32,6 +32,9 @@ class Settings(VaultBackedSettings):
     port: int = 5001
     # Public base URL used in LNURLs and links; derived from the request when empty.
     base_url: str = ""
+    # Comma-separated Host names the server answers to (e.g. "pay.example.com,*.example.com");
+    # empty = any. Set it (or base_url) on a public server: LNURLs name the request's host.
+    allowed_hosts: str = ""
 
     database_url: str = Field(
         default="", validation_alias=AliasChoices("DATABASE_URL", "FULMEN_DATABASE_URL")
@@ -83,6 +86,23 @@ class Settings(VaultBackedSettings):
     rates_max_spread: float = 0.02  # answers further than this from the median are dropped
     rates_failure_backoff: float = 30.0  # first wait after a provider fails; doubles, <= 600 s
     rates_redis_prefix: str = "fulmen:rate:"
+    # Rate limits per client address and per key (`limits` notation, ";" between
+    # several; empty = none), shared through Redis when REDIS_URL is set.
+    rate_limits_enabled: bool = True
+    rate_limit_signup: str = "30/minute;300/day"
+    rate_limit_invoice: str = "300/minute"
+    rate_limit_payment: str = "120/minute"
+    rate_limit_lnurl_callback: str = "120/minute"
+    rate_limit_withdraw_claim: str = "30/minute"
+    # Open WebSocket/SSE streams per client address and per key, in each process (0 = no cap).
+    max_streams_per_address: int = 50
+    max_streams_per_key: int = 20
+    # Server: seconds a client has to send a request's headers, and an idle
+    # keep-alive connection is kept (slow clients cannot hold connections open).
+    header_timeout: float = 10.0
+    keep_alive_timeout: int = 5
+    # Comma-separated proxy addresses/networks whose X-Forwarded-For is believed.
+    trusted_proxies: str = ""
 
     reconcile_interval: float = 30.0
     # Seconds between checks of pending incoming invoices with the funding source.

@@ -193,6 +193,8 @@ class Fulmen:
             "reconcile_interval": 3600.0,
             "db_pool_min_size": 2,  # many short-lived hosts: open connections as needed
             "rates_providers": "",  # tests never ask the internet for a rate
+            "rate_limits_enabled": False,  # tests make many requests from one address
+            "max_streams_per_address": 0,
             **settings,
         }
         cfg = Settings(**values)
@@ -328,7 +330,8 @@ class ServerProcess:
     def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "FULMEN_PORT": str(self.port), "FULMEN_HOST": "127.0.0.1"}
+        self.env = {"FULMEN_RATE_LIMITS_ENABLED": "false", "FULMEN_MAX_STREAMS_PER_ADDRESS": "0",
+                    **os.environ, **env, "FULMEN_PORT": str(self.port), "FULMEN_HOST": "127.0.0.1"}
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 

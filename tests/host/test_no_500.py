@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 json_values = st.recursive(
@@ -22,6 +23,12 @@ ENDPOINTS = [
     ("POST", "/api/v1/wallet", "account"),
     ("PUT", "/users/api/v1/balance", "root"),
 ]
+
+
+@pytest.fixture
+def fulmen(fulmen_db):
+    """Every test here on SQLite and on PostgreSQL (what one stores, the other may refuse)."""
+    return fulmen_db
 
 
 async def test_random_bodies_never_cause_500(fulmen):

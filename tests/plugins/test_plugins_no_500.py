@@ -3,6 +3,7 @@ query strings, for the owner's API and the public LNURL and terminal routes."""
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 json_values = st.recursive(
@@ -25,6 +26,12 @@ def no_rate(r):
     """A link or terminal that random input priced in a currency with no
     exchange rate is answered 503 with the reason, by design."""
     return r.status_code == 503 and "No exchange rate" in r.text
+
+
+@pytest.fixture
+def fulmen(fulmen_db):
+    """Every test here on SQLite and on PostgreSQL (what one stores, the other may refuse)."""
+    return fulmen_db
 
 
 async def shop_with_links(fulmen):

@@ -39,17 +39,23 @@ async def lnbits_topup(request: Request, data: dict[str, Any]) -> dict[str, Any]
     return {"success": True, "message": f"Balance updated to {balance} msat.", "balance": balance}
 
 
+MAX_OFFSET = 2**62
+
+
 def page(limit: int, offset: int) -> tuple[int, int]:
     if not 1 <= limit <= 1000:
         raise BadRequest("limit must be between 1 and 1000")
-    if offset < 0:
-        raise BadRequest("offset must not be negative")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest(f"offset must be between 0 and {MAX_OFFSET}")
     return limit, offset
 
 
 @get("/accounts")
 async def list_accounts(request: Request, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    return await host_of(request).wallets.list_accounts(*page(limit, offset))
+    rows = await host_of(request).wallets.list_accounts(*page(limit, offset))
+    # PostgreSQL's SUM of a BIGINT is NUMERIC: answer an integer on both databases.
+    return [{**r, "balance_msat": int(r["balance_msat"]), "wallets": int(r["wallets"])}
+            for r in rows]
 
 
 @get("/wallets")
@@ -194,7 +200,7 @@ async def pending_payments(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-@post("/backup", status_code=200)
+@post("/backup", status_code=200, media_type="application/octet-stream")
 async def backup(request: Request, data: dict[str, Any] | None = None) -> Stream:
     """Stream a backup file, the same as `fulmen backup` writes. Body (optional):
     `{"passphrase": "...", "include_secrets": false}`."""

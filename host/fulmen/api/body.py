@@ -47,7 +47,9 @@ def amount_msat(data: dict[str, Any], unit_field: str = "unit") -> int:
         raise BadRequest("amount must be a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise BadRequest("amount must be a finite number")
-    unit = data.get(unit_field) or "sat"
+    unit = data.get(unit_field)
+    if unit is None or unit == "":
+        unit = "sat"
     # Decimal of the JSON text, so 1.001 sat is exactly 1001 msat.
     exact = Decimal(str(value))
     if unit == "sat":

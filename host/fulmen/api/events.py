@@ -91,7 +91,7 @@ async def _refuse(socket: WebSocket, reason: str) -> None:
     await socket.close(code=POLICY_VIOLATION, reason=reason)
 
 
-@websocket("/api/v1/ws/{channel:str}")
+@websocket("/api/v1/ws/{channel:str}", opt={"stream": True})
 async def ws_channel(socket: WebSocket, channel: str) -> None:
     """`channel` is a wallet key (admin, invoice or read-only: every event of
     that wallet) or a payment hash (status changes of that invoice)."""
@@ -145,7 +145,8 @@ def _last_event_id(request: Request) -> int | None:
     return value
 
 
-@get("/api/v1/events", dependencies={"wallet": require_wallet_key("read")})
+@get("/api/v1/events", dependencies={"wallet": require_wallet_key("read")}, opt={"stream": True},
+     media_type="text/event-stream")
 async def event_stream(request: Request, wallet: WalletAuth) -> ServerSentEvent:
     """The wallet's events as Server-Sent Events. Each has `id:` (the wallet's
     event number); reconnect with `Last-Event-ID` to get what was missed."""

@@ -39,7 +39,8 @@ async def lnurlscan_post(request: Request, wallet: WalletAuth, data: dict[str, A
     return await client_of(request).describe(body.text(data, "lnurl", max_len=4096) or "")
 
 
-@post("/api/v1/payments/lnurl", status_code=200, dependencies={"wallet": require_wallet_key("admin")})
+@post("/api/v1/payments/lnurl", status_code=200, dependencies={"wallet": require_wallet_key("admin")},
+      opt={"rate_limit": "payment"})
 async def pay_lnurl(request: Request, wallet: WalletAuth, data: dict[str, Any]) -> dict[str, Any]:
     """Pay an LNURL-pay link or Lightning Address: `{lnurl | res, amount (msat), comment?}`."""
     res = data.get("res")
@@ -56,7 +57,8 @@ async def pay_lnurl(request: Request, wallet: WalletAuth, data: dict[str, Any]) 
     return payment.to_lnbits()
 
 
-@post("/api/v1/payments/lnurlw", status_code=200, dependencies={"wallet": require_wallet_key("admin")})
+@post("/api/v1/payments/lnurlw", status_code=200, dependencies={"wallet": require_wallet_key("admin")},
+      opt={"rate_limit": "invoice"})
 async def claim_lnurlw(request: Request, wallet: WalletAuth, data: dict[str, Any]) -> dict[str, Any]:
     """Claim an LNURL-withdraw link into this wallet: `{lnurl, amount (msat), memo?}`."""
     payment = await client_of(request).withdraw(

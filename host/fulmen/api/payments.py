@@ -19,6 +19,7 @@ from ..history import HistoryQuery
 from ..host import Host
 from ..models import InvoiceRequest, Payment, WalletAuth
 from ..rates import check_currency, parse_fiat
+from ..ratelimit import enforce
 from . import body
 from .auth import api_key_of, authenticate, require_wallet_key
 
@@ -39,6 +40,7 @@ async def create_payment(request: Request, data: dict[str, Any]) -> dict[str, An
     out = body.boolean(data, "out")
     if out is None:
         out = "bolt11" in data
+    await enforce(request, "payment" if out else "invoice")
     if out:
         wallet = await authenticate(request, "admin")
         bolt11 = body.text(data, "bolt11", max_len=7089)
@@ -174,7 +176,8 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
-@get("/api/v1/payments/export.csv", dependencies={"wallet": require_wallet_key("read")})
+@get("/api/v1/payments/export.csv", dependencies={"wallet": require_wallet_key("read")},
+     media_type="text/csv")
 async def export_payments(request: Request, wallet: WalletAuth) -> Stream:
     """The wallet's history (same filters) as CSV, streamed in pages."""
     q = HistoryQuery.from_params(wallet.wallet_id, request.query_params)

@@ -33,7 +33,7 @@ async def status(account: str) -> dict[str, Any]:
             "up_time_seconds": int(now - STARTED), "version": __version__}
 
 
-@post("/api/v1/account", status_code=201)
+@post("/api/v1/account", status_code=201, opt={"rate_limit": "signup"})
 async def create_account(request: Request, data: dict[str, Any] | None = None) -> dict[str, Any]:
     host: Host = request.app.state.host
     if not host.settings.allow_signup:

@@ -27,7 +27,13 @@ async def qrcode(text: str) -> Response[bytes]:
 
         raise BadRequest("data is too long for a QR code")
     out = io.BytesIO()
-    segno.make(text, error="m").save(out, kind="svg", scale=4, border=2)
+    try:
+        code = segno.make(text, error="m")
+    except segno.DataOverflowError:
+        from ..errors import BadRequest
+
+        raise BadRequest("data is too long for a QR code") from None
+    code.save(out, kind="svg", scale=4, border=2)
     return Response(out.getvalue(), media_type="image/svg+xml")
 
 

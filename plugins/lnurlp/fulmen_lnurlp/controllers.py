@@ -74,7 +74,7 @@ class LnurlController(Controller):
         """The same, at LNbits's deprecated path."""
         return await self.pay_request.fn(self, host, request, link_id)
 
-    @get("/api/v1/lnurl/cb/{link_id:str}")
+    @get("/api/v1/lnurl/cb/{link_id:str}", opt={"rate_limit": "lnurl_callback"})
     async def callback(
         self, host: PluginHost, request: Request, link_id: str, amount: str | None = None,
         comment: str | None = None, webhook_data: str | None = None,

@@ -29,8 +29,8 @@ from fulmen import (
     RateUnavailable,
     WalletAuth,
     import_objects,
+    checked_outbound_url,
     now_ms,
-    outbound_url_field,
     query,
 )
 
@@ -144,7 +144,7 @@ async def create_link(host: PluginHost, auth: WalletAuth, data: Any, base_url: s
     await check_wallet(auth, data)
     values = check_link(data, None, max_sats(host), urlparse(base_url).hostname,
                         host.hooks.implemented("lnurlp_callback"))
-    outbound_url_field(host.http, values["webhook_url"], "webhook_url")
+    await checked_outbound_url(host.http, values["webhook_url"], "webhook_url")
     await username_taken(values["username"], None)
     now = now_ms()
     link_id = secrets.token_urlsafe(16)
@@ -170,7 +170,7 @@ async def update_link(
     values = check_link(data, current, max_sats(host), urlparse(base_url).hostname,
                         host.hooks.implemented("lnurlp_callback"))
     if isinstance(data, dict) and "webhook_url" in data:
-        outbound_url_field(host.http, values["webhook_url"], "webhook_url")
+        await checked_outbound_url(host.http, values["webhook_url"], "webhook_url")
     await username_taken(values["username"], link_id)
     try:
         rows = await query(

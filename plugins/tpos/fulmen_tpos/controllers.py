@@ -58,7 +58,7 @@ class TposController(Controller):
 
     # --- public: used by the terminal page ------------------------------------------
 
-    @post("/{tpos_id:str}/invoices", status_code=201)
+    @post("/{tpos_id:str}/invoices", status_code=201, opt={"rate_limit": "invoice"})
     async def create_invoice(self, host: PluginHost, tpos_id: str, data: Any) -> dict[str, Any]:
         """Public: an invoice on the terminal's wallet (LNbits's Payment)."""
         return (await payments.create_invoice(host, tpos_id, data)).to_lnbits()

@@ -76,7 +76,7 @@ class LnurlController(Controller):
         except LnurlFailure as failure:
             return lnurl_error(failure)
 
-    @get("/api/v1/lnurl/cb/{unique_hash:str}")
+    @get("/api/v1/lnurl/cb/{unique_hash:str}", opt={"rate_limit": "withdraw_claim"})
     async def callback(
         self, host: PluginHost, unique_hash: str, k1: str | None = None, pr: str | None = None,
     ) -> Response[dict[str, Any]]:

@@ -32,8 +32,8 @@ from fulmen import (
     Payment,
     WalletAuth,
     import_objects,
+    checked_outbound_url,
     now_ms,
-    outbound_url_field,
     query,
     transaction,
 )
@@ -128,7 +128,7 @@ async def list_links(auth: WalletAuth, offset: int, limit: int) -> tuple[list[di
 
 async def create_link(host: PluginHost, auth: WalletAuth, data: Any) -> dict[str, Any]:
     values = check_link(data, None, max_sats(host))
-    outbound_url_field(host.http, values["webhook_url"], "webhook_url")
+    await checked_outbound_url(host.http, values["webhook_url"], "webhook_url")
     now = now_ms()
     rows = await query(
         "INSERT INTO withdraw_link (id, wallet, unique_hash, used, last_used_at, "
@@ -144,7 +144,7 @@ async def update_link(host: PluginHost, auth: WalletAuth, link_id: str, data: An
     current = await owned_link(link_id, auth)
     values = check_link(data, current, max_sats(host))
     if isinstance(data, dict) and "webhook_url" in data:
-        outbound_url_field(host.http, values["webhook_url"], "webhook_url")
+        await checked_outbound_url(host.http, values["webhook_url"], "webhook_url")
     # `uses >= used` again in SQL: a claim may have taken a use since the read.
     rows = await query(
         "UPDATE withdraw_link SET " + ", ".join(f"{c} = {{}}" for c in COLUMNS)
