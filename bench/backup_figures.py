@@ -21,14 +21,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed import seed_history  # noqa: E402
-
 from fulmen import backup as backups  # noqa: E402
 from fulmen import db  # noqa: E402
 from fulmen.host import Host  # noqa: E402
 from fulmen.plugins import discover  # noqa: E402
 from fulmen.settings import Settings  # noqa: E402
 from fulmen.testing import create_postgres_database, drop_postgres_database  # noqa: E402
+from seed import seed_history  # noqa: E402
 
 PASS = "benchmark passphrase"
 

@@ -483,7 +483,7 @@ class PgWaitSampler:
         finally:
             await conn.close()
 
-    def __enter__(self) -> "PgWaitSampler":
+    def __enter__(self) -> PgWaitSampler:
         self._thread.start()
         return self
 

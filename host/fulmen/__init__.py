@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("PICCOLO_CONF", "fulmen.piccolo_conf")
 
 from .api.auth import require_wallet_key
+from .contract import PaymentFilter, PluginHost, PublicSettings
 from .db import ddl_migration, now_ms, query, run_ddl, transaction
 from .errors import (
     BadRequest,
@@ -23,7 +24,6 @@ from .errors import (
     PaymentRejected,
     Unauthorized,
 )
-from .contract import PaymentFilter, PluginHost, PublicSettings
 from .fields import checked_outbound_url, json_field, outbound_url_field, text_field
 from .hookspecs import hookimpl, hookspec
 from .models import InvoiceInfo, InvoiceRequest, Payment, Wallet, WalletAuth

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Litestar, Request, Response, Router, get
@@ -23,11 +24,10 @@ from .api import (
     rates,
     wallet_transfer,
     wallets,
-    web,
     webhooks,
 )
-from .contract import PluginHost
 from .api.guard import InputGuard, unstorable_value
+from .contract import PluginHost
 from .errors import FulmenError
 from .host import Host
 from .ratelimit import (
@@ -40,6 +40,7 @@ from .ratelimit import (
 from .settings import Settings
 from .version import __version__
 from .web import SignInRequired
+from .web import routes as web
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +133,14 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
         finally:
             await host.stop()
 
+    route_handlers: list[Any] = [
+        *health.ROUTES, *wallet_transfer.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
+        *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES, *rates.ROUTES,
+        *plugin_routers(host),
+    ]
+    middleware: list[Any] = [InputGuard, RateLimitMiddleware, StreamCapMiddleware]
     app = Litestar(
-        route_handlers=[
-            *health.ROUTES, *wallet_transfer.ROUTES, *wallets.ROUTES, *payments.ROUTES, *admin.ROUTES, lightning_address,
-            *lnurl.ROUTES, *events.ROUTES, *webhooks.ROUTES, *web.ROUTES, *rates.ROUTES,
-            *plugin_routers(host),
-        ],
+        route_handlers=route_handlers,
         lifespan=[lifespan],
         exception_handlers={
             TooManyRequests: too_many,
@@ -146,7 +149,7 @@ def create_app(settings: Settings | None = None, host: Host | None = None) -> Li
             HTTPException: http_error,
             Exception: internal_error,
         },
-        middleware=[InputGuard, RateLimitMiddleware, StreamCapMiddleware],
+        middleware=middleware,
         allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()] or None,
         openapi_config=openapi.config(__version__),
         debug=False,

@@ -118,6 +118,9 @@ class Http(Protocol):
 
     async def check_url(self, url: str) -> str | None: ...
 
+    def check_url_now(self, url: str) -> None:
+        """The checks that need no DNS (scheme, literal addresses); raises a 400."""
+
 
 #: a job handler: gets the payload given to `enqueue`; raising means "retry later"
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -151,20 +154,38 @@ class PluginHooks(Protocol):
 
 @runtime_checkable  # Litestar checks injected dependencies with isinstance
 class PluginHost(Protocol):
-    """What a plugin receives as `host`."""
+    """What a plugin receives as `host` (its members are read-only)."""
 
     #: this plugin's id (its URL prefix and table prefix)
-    plugin_id: str
-    settings: PublicSettings
-    wallets: Wallets
-    payments: Payments
-    events: Events
-    http: Http
-    jobs: Jobs
+    @property
+    def plugin_id(self) -> str: ...
+
+    @property
+    def settings(self) -> PublicSettings: ...
+
+    @property
+    def wallets(self) -> Wallets: ...
+
+    @property
+    def payments(self) -> Payments: ...
+
+    @property
+    def events(self) -> Events: ...
+
+    @property
+    def http(self) -> Http: ...
+
+    @property
+    def jobs(self) -> Jobs: ...
+
     #: exchange rates and fiat conversions (fulmen/rates.py); never a guessed rate
-    rates: RateService
+    @property
+    def rates(self) -> RateService: ...
+
     #: call hooks that plugins declare for each other
-    hooks: PluginHooks
+    @property
+    def hooks(self) -> PluginHooks: ...
+
 
     def base_url(self, request: Request[Any, Any, Any] | None = None) -> str:
         """The host's public URL, for links in LNURL answers (no trailing /)."""

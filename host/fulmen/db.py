@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import io
 import importlib.util
+import io
 import logging
 import sys
 import time
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any
 from urllib.parse import urlparse
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -60,7 +61,7 @@ class _SharedConnection:
     """Stands in for a fresh aiosqlite connection inside a transaction;
     `close()` hands the shared one back instead of closing it."""
 
-    def __init__(self, engine: "SharedSQLiteEngine", connection: Any) -> None:
+    def __init__(self, engine: SharedSQLiteEngine, connection: Any) -> None:
         self._engine = engine
         self._connection = connection
 
@@ -336,7 +337,7 @@ async def applied_migrations(app_name: str | None = None) -> list[dict[str, Any]
     query = Migration.select(Migration.app_name, Migration.name, Migration.ran_on)
     if app_name:
         query = query.where(Migration.app_name == app_name)
-    return await query.order_by(Migration.id).run()
+    return await query.order_by(Migration.id).run()  # type: ignore[attr-defined]
 
 
 async def migrate_app(app: AppConfig) -> list[str]:

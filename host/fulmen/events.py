@@ -28,8 +28,8 @@ import json
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -90,7 +90,7 @@ class Event:
     wallet_webhooks: int = 0
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Event":
+    def from_row(cls, row: dict[str, Any]) -> Event:
         data = row["data"]
         return cls(
             id=int(row["id"]), wallet_id=row["wallet_id"], seq=int(row["seq"]), type=row["type"],
@@ -122,7 +122,7 @@ def event_body(event: Event) -> str:
 
 
 #: starts a background task for the host's lifetime (`Host.spawn`)
-Spawn = Callable[[Awaitable[None], str], "asyncio.Task[None]"]
+Spawn = Callable[..., "asyncio.Task[Any]"]
 
 _RESYNC = object()  # queue marker: re-read the log
 _CLOSE = object()  # queue marker: the bus is stopping
@@ -132,7 +132,7 @@ class WalletSubscription:
     """A wallet's events, in number order, each once. Use as an async context
     manager; `after` is the last event number already seen (None: from now)."""
 
-    def __init__(self, bus: "EventBus", wallet_id: str, after: int | None = None) -> None:
+    def __init__(self, bus: EventBus, wallet_id: str, after: int | None = None) -> None:
         self.bus = bus
         self.wallet_id = wallet_id
         self.last = after
@@ -148,7 +148,7 @@ class WalletSubscription:
         """True once the bus stopped (no more events will come)."""
         return self._closed and not self._buffer
 
-    async def open(self) -> "WalletSubscription":
+    async def open(self) -> WalletSubscription:
         self.bus._wallet_subs.setdefault(self.wallet_id, set()).add(self)
         current = await self.bus.last_seq(self.wallet_id)
         if self.last is None or self.last > current:
@@ -169,7 +169,7 @@ class WalletSubscription:
             if not subs:
                 del self.bus._wallet_subs[self.wallet_id]
 
-    async def __aenter__(self) -> "WalletSubscription":
+    async def __aenter__(self) -> WalletSubscription:
         return await self.open()
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -183,7 +183,7 @@ class WalletSubscription:
                 self._closed = True
             self._stale = True  # dropped: the log has it
 
-    def __aiter__(self) -> "WalletSubscription":
+    def __aiter__(self) -> WalletSubscription:
         return self
 
     async def __anext__(self) -> Event:
@@ -213,7 +213,7 @@ class WalletSubscription:
                     return None
             try:
                 item = await asyncio.wait_for(self.queue.get(), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self._fill(None)  # a quiet spell: check the log
                 continue
             if item is _CLOSE:
@@ -246,13 +246,13 @@ class WalletSubscription:
 class HashSubscription:
     """Status changes of the incoming invoice with this payment hash."""
 
-    def __init__(self, bus: "EventBus", payment_hash: str) -> None:
+    def __init__(self, bus: EventBus, payment_hash: str) -> None:
         self.bus = bus
         self.payment_hash = payment_hash
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=16)
         self.status: str | None = None
 
-    async def open(self) -> "HashSubscription":
+    async def open(self) -> HashSubscription:
         self.bus._hash_subs.setdefault(self.payment_hash, set()).add(self)
         self.status = await self.bus.invoice_status(self.payment_hash)
         return self
@@ -264,7 +264,7 @@ class HashSubscription:
             if not subs:
                 del self.bus._hash_subs[self.payment_hash]
 
-    async def __aenter__(self) -> "HashSubscription":
+    async def __aenter__(self) -> HashSubscription:
         return await self.open()
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -276,14 +276,14 @@ class HashSubscription:
         except asyncio.QueueFull:
             pass  # the poll below reads the status from the database
 
-    def __aiter__(self) -> "HashSubscription":
+    def __aiter__(self) -> HashSubscription:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
         while True:
             try:
                 item = await asyncio.wait_for(self.queue.get(), self.bus.config.event_poll_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 item = _RESYNC
             if item is _CLOSE:
                 raise StopAsyncIteration
@@ -323,12 +323,13 @@ class EventBus:
             self._tasks.append(self.spawn(self._redis_loop(), "fulmen-events-redis"))
             try:  # so events published right after start reach this process
                 await asyncio.wait_for(self._redis_subscribed.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("events: Redis not subscribed yet; subscribers fall back to the log")
         self._tasks.append(self.spawn(self._prune_loop(), "fulmen-events-prune"))
 
     async def stop(self) -> None:
-        for subs in list(self._wallet_subs.values()) + list(self._hash_subs.values()):
+        subscriptions: list[set[Any]] = [*self._wallet_subs.values(), *self._hash_subs.values()]
+        for subs in subscriptions:
             for sub in list(subs):
                 sub.offer(_CLOSE)
         for task in self._tasks:
@@ -367,7 +368,8 @@ class EventBus:
                 hsub.offer(event)
 
     def _resync_all(self) -> None:
-        for subs in list(self._wallet_subs.values()) + list(self._hash_subs.values()):
+        subscriptions: list[set[Any]] = [*self._wallet_subs.values(), *self._hash_subs.values()]
+        for subs in subscriptions:
             for sub in list(subs):
                 sub.offer(_RESYNC)
 

@@ -8,6 +8,11 @@ with a message the client can act on."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .contract import Http
+
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -65,7 +70,7 @@ def json_field(data: dict[str, Any], name: str, headers: bool = False) -> str | 
     return value
 
 
-def outbound_url_field(http: SafeHttp, url: str | None, name: str) -> None:
+def outbound_url_field(http: SafeHttp | Http, url: str | None, name: str) -> None:
     """Refuse, when it is saved, a URL that `http` (the host's outbound HTTP,
     `host.http`) would refuse when calling it, instead of storing a webhook
     that never arrives. A host name is resolved and checked again on each call."""
@@ -76,7 +81,7 @@ def outbound_url_field(http: SafeHttp, url: str | None, name: str) -> None:
             raise BadRequest(f"{name}: {exc.detail}") from None
 
 
-async def checked_outbound_url(http: SafeHttp, url: str | None, name: str) -> None:
+async def checked_outbound_url(http: SafeHttp | Http, url: str | None, name: str) -> None:
     """`outbound_url_field` with the checks of sending itself: the host name
     normalised as the HTTP client will send it (so `①②⑦.0.0.1` is 127.0.0.1)
     and resolved, and every address it resolves to checked. A `.onion` host is

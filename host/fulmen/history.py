@@ -8,9 +8,10 @@ Filters come as query parameters: `status=success`, `amount[ge]=1000`,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from .db import query
 from .errors import BadRequest, Forbidden
@@ -61,7 +62,7 @@ def parse_time(value: str) -> int:
         except ValueError:
             raise BadRequest(f"time value {value!r} is neither Unix seconds nor ISO 8601") from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         seconds = moment.timestamp()
     if seconds != seconds or abs(seconds) > 1e15:
         raise BadRequest(f"time value {value!r} is out of range")
@@ -89,7 +90,7 @@ class HistoryQuery:
     offset: int = 0
 
     @classmethod
-    def from_params(cls, wallet_id: str, params: Mapping[str, str]) -> "HistoryQuery":
+    def from_params(cls, wallet_id: str, params: Mapping[str, str]) -> HistoryQuery:
         q = cls(wallet_id=wallet_id)
         # LNbits clients may name the wallet: it must be the key's own.
         if "wallet_id" in params and params["wallet_id"] != wallet_id:

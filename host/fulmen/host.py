@@ -186,7 +186,7 @@ class Host:
                 log.exception("background pass failed")
             try:
                 await asyncio.wait_for(self._stopping.wait(), PLUGIN_POLL_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _check_pending_invoices(self) -> None:
@@ -199,7 +199,7 @@ class Host:
             try:
                 await asyncio.wait_for(self._stopping.wait(), interval)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 await self.payments.check_pending_invoices()

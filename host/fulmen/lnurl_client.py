@@ -136,7 +136,7 @@ class LnurlClient:
         target = self.decode(code)
         query = parse_qs(urlparse(target.url).query)
         if query.get("tag") == ["login"] and query.get("k1"):  # LUD-04: nothing to fetch
-            return target, lnurl.LnurlAuthResponse(callback=target.url, k1=query["k1"][0])
+            return target, lnurl.LnurlAuthResponse(callback=target.url, k1=query["k1"][0])  # type: ignore[arg-type]
         return target, self.parse(await self.fetch(target.url), target.domain)
 
     async def describe(self, code: str) -> dict[str, Any]:

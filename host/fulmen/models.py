@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 KEY_KINDS = ("admin", "invoice", "read")
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The range a date can be shown in (year 1970 to 9999), in Unix ms.
 ISO_MIN_MS, ISO_MAX_MS = 0, 253_402_300_799_999
 
@@ -52,7 +52,7 @@ class Wallet:
     keys: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Wallet":
+    def from_row(cls, row: dict[str, Any]) -> Wallet:
         return cls(
             id=row["id"],
             account_id=row["account_id"],
@@ -107,7 +107,7 @@ class Payment:
     updated_at: int
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Payment":
+    def from_row(cls, row: dict[str, Any]) -> Payment:
         extra = row.get("extra") or {}
         if isinstance(extra, str):
             extra = json.loads(extra)

@@ -54,7 +54,7 @@ class SafeHttp:
         self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "SafeHttp":
+    def from_settings(cls, settings: Any) -> SafeHttp:
         hosts = {h.strip() for h in settings.allow_insecure_http_hosts.split(",") if h.strip()}
         return cls(settings.http_timeout, settings.http_max_response_bytes,
                    settings.allow_private_addresses, hosts)
@@ -114,9 +114,9 @@ class SafeHttp:
         loop = asyncio.get_running_loop()
         try:
             infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), self.timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise FetchFailed(f"cannot resolve {host!r}: {exc}") from None
-        return [info[4][0] for info in infos]
+        return [str(info[4][0]) for info in infos]
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send a request after checking the URL; reads at most max_bytes."""

@@ -120,7 +120,7 @@ class Outbox:
                 log.exception("outbox %s: delivery pass failed", self.policy.table)
             try:
                 await asyncio.wait_for(self._wake.wait(), poll_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
 

@@ -633,7 +633,8 @@ class PaymentService:
     ) -> list[Payment]:
         """A wallet's payments, newest first. `open_or_settled_since` (Unix ms)
         keeps only invoices still pending or that changed (were paid) since then."""
-        clauses, args = ["wallet_id = {}"], [wallet_id]
+        clauses: list[str] = ["wallet_id = {}"]
+        args: list[Any] = [wallet_id]
         if out is not None:
             clauses.append("out = {}")
             args.append(out)

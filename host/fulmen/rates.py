@@ -28,11 +28,12 @@ import logging
 import math
 import statistics
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 from babel import Locale
 from babel.numbers import get_currency_precision, get_territory_currencies
@@ -64,7 +65,7 @@ class RateUnavailable(FulmenError):
 def _iso_currencies(today: date) -> frozenset[str]:
     codes: set[str] = set()
     for territory in Locale("en").territories:
-        codes.update(get_territory_currencies(territory, today))
+        codes.update(get_territory_currencies(str(territory), today))
     return frozenset(c for c in codes if len(c) == 3 and c.isalpha() and c.isupper())
 
 
@@ -262,7 +263,7 @@ class Quote:
                 "sources": list(self.sources)}
 
     @classmethod
-    def from_json(cls, currency: str, raw: str | bytes) -> "Quote":
+    def from_json(cls, currency: str, raw: str | bytes) -> Quote:
         data = json.loads(raw)
         return cls(currency, Decimal(data["price"]), float(data["fetched_at"]),
                    tuple(data.get("sources") or ()))
@@ -340,7 +341,7 @@ class RateService:
     _redis: Any = None
 
     @classmethod
-    def from_settings(cls, settings: Any, http: SafeHttp) -> "RateService":
+    def from_settings(cls, settings: Any, http: SafeHttp) -> RateService:
         return cls(
             http=http,
             providers=providers_from_settings(settings.rates_providers,
@@ -459,7 +460,7 @@ class RateService:
                 self._failed(provider.name, "garbage", "the answer is not JSON")
                 return None
             price = provider.parse(data, currency)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             self._failed(provider.name, "timeout", f"no answer within {self.timeout} s")
             return None
         except ValueError as exc:

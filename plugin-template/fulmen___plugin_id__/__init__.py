@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulmen import PluginHost, Payment, hookimpl
+from fulmen import Payment, PluginHost, hookimpl
 
 PLUGIN_ID = "__plugin_id__"
 

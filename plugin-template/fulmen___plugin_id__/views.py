@@ -6,8 +6,8 @@ from typing import Any
 
 from fulmen import (
     BadRequest,
-    PluginHost,
     InvoiceRequest,
+    PluginHost,
     WalletAuth,
     current_web_session,
     page_environment,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import uvicorn
-
 from fulmen.funding.fake import FakeWallet
 from fulmen.testing import free_port
 
@@ -88,7 +88,7 @@ class Receiver:
             self.arrived.clear()
             try:
                 await asyncio.wait_for(self.arrived.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return self.calls
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fulmen.webhooks import signature_header
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -12,7 +12,6 @@ import httpx
 import pytest
 import websockets
 from event_helpers import SSE, http_wallet, ws_url
-
 from fulmen.testing import ADMIN_KEY, ServerProcess
 from fulmen.webhooks import verify_signature
 

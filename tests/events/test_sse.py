@@ -6,7 +6,6 @@ import json
 
 import httpx
 from event_helpers import SSE, serve
-
 from fulmen.db import now_ms, query
 
 

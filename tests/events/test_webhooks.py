@@ -9,7 +9,6 @@ import json
 import time
 
 from event_helpers import foreign_invoice
-
 from fulmen.webhooks import SIGNATURE_HEADER, verify_signature
 
 

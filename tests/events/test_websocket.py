@@ -7,7 +7,6 @@ import json
 
 import pytest
 import websockets
-
 from event_helpers import foreign_invoice, serve, ws_url
 
 

@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from fulmen import BadRequest, InvoiceRejected, PaymentFilter, hookimpl, query, transaction
 from fulmen.plugins import IllegalTransition, Plugin, PluginState
 from fulmen.testing import plugin

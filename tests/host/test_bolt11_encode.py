@@ -6,7 +6,6 @@ import secrets
 import bolt11
 import pytest
 from coincurve import PrivateKey
-
 from fulmen.funding.bolt11_encode import encode_invoice
 
 KEY = PrivateKey(bytes.fromhex("7f" * 32))

@@ -3,7 +3,6 @@
 import asyncio
 
 import pytest
-
 from fulmen.db import query
 from fulmen.funding import PaymentState, PaymentStatus
 from fulmen.funding.fake import FakeWallet

@@ -77,10 +77,9 @@ async def test_ready_is_503_when_both_are_down(fulmen):
 
 
 def test_fallback_is_built_from_settings(tmp_path):
+    import pytest
     from fulmen.funding import make_funding_source
     from fulmen.settings import Settings
-
-    import pytest
 
     with pytest.raises(ValueError, match="must differ"):
         make_funding_source(Settings(data_dir=tmp_path, funding_fallback="fake"))

@@ -2,7 +2,6 @@
 `fulmen.json_field`)."""
 
 import pytest
-
 from fulmen import BadRequest, json_field, text_field
 
 

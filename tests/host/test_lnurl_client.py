@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import httpx
 import lnurl
 import pytest
-
 from fulmen.errors import BadRequest
 from fulmen.lnurl_client import LnurlClient
 from fulmen.net import SafeHttp

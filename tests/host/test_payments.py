@@ -2,7 +2,6 @@ import asyncio
 
 import bolt11
 import pytest
-
 from fulmen.db import query
 
 

@@ -1,7 +1,6 @@
-from litestar import get
-
 from fulmen import PaymentFilter, PluginHost, hookimpl
 from fulmen.testing import plugin
+from litestar import get
 
 
 class Echo:

@@ -4,7 +4,6 @@ import asyncio
 
 import httpx
 import pytest
-
 from fulmen.testing import ADMIN_KEY, ServerProcess
 
 

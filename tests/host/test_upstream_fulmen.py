@@ -3,7 +3,6 @@
 import asyncio
 
 import httpx
-
 from fulmen.funding.lnbits import LnbitsFunding
 from fulmen.testing import ADMIN_KEY, ServerProcess
 

@@ -10,9 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from rate_fakes import FakeProviders, closed_port_url, settings_for
-
 from fulmen.rates import BUILTIN_PROVIDERS
+from rate_fakes import FakeProviders, closed_port_url, settings_for
 
 
 @pytest.fixture

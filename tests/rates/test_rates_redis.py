@@ -10,9 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from rate_fakes import FakeProviders
-
 from fulmen.testing import ADMIN_KEY, ServerProcess
+from rate_fakes import FakeProviders
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ import time
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from fulmen.errors import BadRequest
 from fulmen.rates import Quote, aggregate, minor_digits, parse_fiat
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def quote(currency: str, price: str) -> Quote:

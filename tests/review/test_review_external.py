@@ -1,6 +1,5 @@
 """Review: what the host records when the node's answer is out of the ordinary."""
 
-import pytest
 from fulmen.db import query
 from fulmen.funding import PaymentState, PaymentStatus
 from fulmen.funding.fake import FakeWallet

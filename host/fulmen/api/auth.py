@@ -6,7 +6,8 @@ Unknown credential: 401. Known but the wrong kind for the call: 403.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection

@@ -11,7 +11,8 @@ import asyncio
 import json
 import re
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from litestar import Request, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect

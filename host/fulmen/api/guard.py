@@ -70,7 +70,7 @@ def check_body(body: bytes) -> None:
     answers 400 if it wanted JSON); one that does must decode (valid UTF-8,
     no lone surrogates) and pass `check_json`."""
     stripped = body.lstrip()
-    if not stripped[:1] in (b"{", b"[", b'"'):
+    if stripped[:1] not in (b"{", b"[", b'"'):
         return
     try:
         value = msgspec.json.decode(body)

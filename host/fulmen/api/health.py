@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from litestar import Request, Response, get
-
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import db, metrics

@@ -6,8 +6,9 @@ import csv
 import hashlib
 import io
 import re
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 import bolt11 as bolt11_lib
 from litestar import Request, Response, get, post
@@ -18,8 +19,8 @@ from ..errors import BadRequest, NotFound
 from ..history import HistoryQuery
 from ..host import Host
 from ..models import InvoiceRequest, Payment, WalletAuth
-from ..rates import check_currency, parse_fiat
 from ..ratelimit import enforce
+from ..rates import check_currency, parse_fiat
 from . import body
 from .auth import api_key_of, authenticate, require_wallet_key
 
@@ -152,7 +153,7 @@ async def payment_history(request: Request, wallet: WalletAuth, group: str = "da
     )
     points: dict[str, dict[str, Any]] = {}
     for row in rows:
-        start = datetime.fromtimestamp(int(row["bucket"]) * size / 1000, tz=timezone.utc)
+        start = datetime.fromtimestamp(int(row["bucket"]) * size / 1000, tz=UTC)
         if group == "month":
             start = start.replace(day=1)
         point = points.setdefault(start.isoformat(), {"date": start.isoformat(), "income": 0, "spending": 0})

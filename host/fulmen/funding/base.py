@@ -10,8 +10,9 @@ node cannot be reached or answers nonsense: for a payment that means
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 
 class FundingError(Exception):

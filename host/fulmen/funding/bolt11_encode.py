@@ -21,7 +21,7 @@ EXPIRY, MIN_FINAL_CLTV = 6, 24
 
 
 def _words(data: bytes) -> list[int]:
-    return convertbits(data, 8, 5, True)
+    return convertbits(data, 8, 5, True) or []
 
 
 def _int_words(value: int) -> list[int]:
@@ -60,6 +60,6 @@ def encode_invoice(
     data += _field(EXPIRY, _int_words(expiry))
     data += _field(MIN_FINAL_CLTV, _int_words(min_final_cltv))
     # The signature covers the hrp and the data words packed into bytes.
-    message = hrp.encode() + bytes(convertbits(data, 5, 8, True))
+    message = hrp.encode() + bytes(convertbits(data, 5, 8, True) or [])
     signature = key.sign_recoverable(hashlib.sha256(message).digest(), hasher=None)
     return bech32_encode(hrp, data + _words(signature))

@@ -12,14 +12,14 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 from coincurve import PrivateKey
 
 from ..secret_files import read_or_create_secret
-from .bolt11_encode import encode_invoice
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
+from .bolt11_encode import encode_invoice
 
 
 def load_or_create_node_key(data_dir: Path, configured: str = "") -> str:

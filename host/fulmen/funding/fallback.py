@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
-from .base import CreatedInvoice, FundingError, FundingSource, NodeStatus, PaymentState, PaymentStatus
+from .base import (
+    CreatedInvoice,
+    FundingError,
+    FundingSource,
+    NodeStatus,
+    PaymentState,
+    PaymentStatus,
+)
 
 log = logging.getLogger(__name__)
 

@@ -161,7 +161,7 @@ class LnbitsFunding:
 
     @staticmethod
     def _state(body: dict) -> PaymentStatus:
-        details = body.get("details") if isinstance(body.get("details"), dict) else {}
+        details: dict[str, Any] = body["details"] if isinstance(body.get("details"), dict) else {}
         status = body.get("status") or details.get("status")
         preimage = hash32_hex(body.get("preimage") or details.get("preimage"), "preimage")
         fee = as_int(details.get("fee"))

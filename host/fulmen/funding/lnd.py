@@ -282,7 +282,7 @@ class LndRestFunding:
         updates = self.http.stream_json_lines(
             "POST", "/v2/router/send", json=data, read_timeout=read_timeout
         )
-        async with aclosing(updates):
+        async with aclosing(updates):  # type: ignore[type-var]
             async for msg in updates:
                 if not isinstance(msg, dict):
                     continue
@@ -326,7 +326,7 @@ class LndRestFunding:
 
     async def _track_once(self, path: str) -> PaymentStatus:
         updates = self.http.stream_json_lines("GET", path, read_timeout=self.http.timeout)
-        async with aclosing(updates):
+        async with aclosing(updates):  # type: ignore[type-var]
             async for msg in updates:
                 if not isinstance(msg, dict):
                     continue
@@ -396,7 +396,7 @@ class LndRestFunding:
                     params=params,
                     read_timeout=self.stream_idle_timeout,
                 )
-                async with aclosing(events):
+                async with aclosing(events):  # type: ignore[type-var]
                     async for msg in events:
                         backoff.reset()
                         payment_hash = self._settled_hash(msg)

@@ -22,7 +22,7 @@ from packaging.version import Version
 from .. import hookspecs
 from ..hooks import call_setup_hook
 from ..version import __version__
-from .lifecycle import Plugin, PluginError
+from .lifecycle import Plugin
 
 log = logging.getLogger(__name__)
 

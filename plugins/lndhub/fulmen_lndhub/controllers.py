@@ -15,11 +15,11 @@ from typing import Any
 from fulmen import (
     Conflict,
     FulmenError,
-    PluginHost,
     InsufficientBalance,
     InvoiceRequest,
     PaymentFailed,
     PaymentRejected,
+    PluginHost,
     WalletAuth,
     __version__,
     now_ms,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
@@ -200,7 +200,7 @@ def check_link(data: Any, current: dict[str, Any] | None, max_sats: int,
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).isoformat()
 
 
 def shown_amount(row: dict[str, Any], name: str) -> int | float:

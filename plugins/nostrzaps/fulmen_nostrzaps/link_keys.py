@@ -10,8 +10,8 @@ from coincurve import PrivateKey
 from fulmen import (
     BadRequest,
     Forbidden,
-    PluginHost,
     NotFound,
+    PluginHost,
     WalletAuth,
     now_ms,
     query,

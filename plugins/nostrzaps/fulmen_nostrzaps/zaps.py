@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 import bolt11
-from fulmen import BadRequest, PluginHost, NotFound, Payment, now_ms, query, transaction
+from fulmen import BadRequest, NotFound, Payment, PluginHost, now_ms, query, transaction
 
 from . import nostr
 from .config import state

@@ -23,10 +23,10 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from fulmen import (
-    PluginHost,
     InvoiceRequest,
     NotFound,
     Payment,
+    PluginHost,
     WalletAuth,
     now_ms,
     query,

@@ -7,8 +7,7 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
-from fulmen import BadRequest, PluginHost, NotFound, Unauthorized, now_ms, query, transaction
-
+from fulmen import BadRequest, NotFound, PluginHost, Unauthorized, now_ms, query, transaction
 
 MAX_TARGETS = 100
 MAX_ALIAS = 100

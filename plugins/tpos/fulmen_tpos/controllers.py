@@ -8,7 +8,14 @@ import re
 from typing import Any
 
 import segno
-from fulmen import BadRequest, PluginHost, WalletAuth, page_environment, render_page, require_wallet_key
+from fulmen import (
+    BadRequest,
+    PluginHost,
+    WalletAuth,
+    page_environment,
+    render_page,
+    require_wallet_key,
+)
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 
 from . import payments, terminals

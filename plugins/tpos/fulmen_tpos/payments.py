@@ -20,10 +20,10 @@ from typing import Any
 
 from fulmen import (
     BadRequest,
-    PluginHost,
     InvoiceRequest,
     NotFound,
     Payment,
+    PluginHost,
     WalletAuth,
     now_ms,
     parse_fiat,

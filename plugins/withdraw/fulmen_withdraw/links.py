@@ -27,12 +27,12 @@ import lnurl
 from fulmen import (
     Forbidden,
     FulmenError,
-    PluginHost,
     NotFound,
     Payment,
+    PluginHost,
     WalletAuth,
-    import_objects,
     checked_outbound_url,
+    import_objects,
     now_ms,
     query,
     transaction,
@@ -283,7 +283,7 @@ async def claim(host: PluginHost, unique_hash: str, k1: str | None, pr: str | No
     try:
         wallet = await host.wallets.get(row["wallet"])
         payment = await host.payments.pay(
-            WalletAuth(wallet.id, wallet.account_id, "admin"), pr.strip(),
+            WalletAuth(wallet.id, wallet.account_id, "admin"), (pr or "").strip(),
             extra={"tag": "withdraw", "withdraw_link": row["id"], "k1": k1},
             idempotency_key=f"withdraw:{k1}",
         )

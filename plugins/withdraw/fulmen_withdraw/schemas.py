@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -94,7 +94,7 @@ def check_link(data: Any, current: dict[str, Any] | None, max_sats: int) -> dict
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).isoformat()
 
 
 def link_json(row: dict[str, Any], lnurl: str, url: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 from bolt11 import Bolt11, MilliSatoshi, TagChar, Tags, encode
-
 from fulmen import query
 from fulmen.testing import free_port
 

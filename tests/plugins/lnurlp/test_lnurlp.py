@@ -10,7 +10,6 @@ import json
 import bolt11
 import lnurl
 import pytest
-
 from fulmen import query
 from lnurl_testing import Receiver, payment_count, start_looped
 

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import bolt11
-
 from fulmen import query
 
 API = "/lnurlp/api/v1/links"

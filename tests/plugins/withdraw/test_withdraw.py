@@ -10,7 +10,6 @@ from pathlib import Path
 
 import lnurl
 import pytest
-
 from fulmen import query
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lnurlp"))

@@ -11,8 +11,8 @@ from litestar import get
 from litestar.response import Response
 from litestar.static_files import create_static_files_router
 
-from ..web import admin as admin_pages
-from ..web import pages
+from . import admin as admin_pages
+from . import pages
 
 
 @get("/api/v1/qrcode/{text:str}", include_in_schema=False)
