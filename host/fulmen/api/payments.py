@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +13,7 @@ from litestar.response import Stream
 
 from ..db import query
 from ..errors import BadRequest, NotFound
-from ..history import HistoryQuery
+from ..history import HistoryQuery, csv_pages
 from ..host import Host
 from ..models import InvoiceRequest, Payment, WalletAuth
 from ..ratelimit import enforce
@@ -166,41 +163,12 @@ async def payment_history(request: Request, wallet: WalletAuth, group: str = "da
     return list(points.values())
 
 
-CSV_FIELDS = ["time", "payment_hash", "status", "amount", "fee", "memo", "tag", "checking_id", "bolt11"]
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """Text a spreadsheet would run as a formula gets a leading quote (memos
-    of outgoing payments are written by whoever issued the invoice)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 @get("/api/v1/payments/export.csv", dependencies={"wallet": require_wallet_key("read")},
      media_type="text/csv")
 async def export_payments(request: Request, wallet: WalletAuth) -> Stream:
     """The wallet's history (same filters) as CSV, streamed in pages."""
     q = HistoryQuery.from_params(wallet.wallet_id, request.query_params)
-
-    async def rows() -> AsyncIterator[str]:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(CSV_FIELDS)
-        q.limit, q.offset = 1000, 0
-        while True:
-            page = await q.rows()
-            for row in page:
-                p = Payment.from_row(row).to_lnbits()
-                writer.writerow([spreadsheet_safe(p[f]) for f in CSV_FIELDS])
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-            if len(page) < q.limit:
-                return
-            q.offset += q.limit
-
-    return Stream(rows(), media_type="text/csv",
+    return Stream(csv_pages(q), media_type="text/csv",
                   headers={"content-disposition": 'attachment; filename="payments.csv"'})
 
 

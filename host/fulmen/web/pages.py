@@ -5,8 +5,6 @@ where it helps, and every form also works as a plain form post."""
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import math
 from collections.abc import AsyncIterator
@@ -24,7 +22,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from ..db import query
 from ..errors import BadRequest, FulmenError, Unauthorized
-from ..history import HistoryQuery
+from ..history import HistoryQuery, csv_pages
 from ..host import Host
 from ..lnurl_client import LnurlClient
 from ..models import InvoiceRequest, Payment
@@ -322,26 +320,7 @@ async def wallet_history(request: Request, session: WebSession, wallet_id: str) 
 async def wallet_csv(request: Request, session: WebSession, wallet_id: str) -> Stream:
     auth = await session.wallet(wallet_id)
     q = HistoryQuery.from_params(auth.wallet_id, history_params(history_filters(request.query_params)))
-    from ..api.payments import CSV_FIELDS, spreadsheet_safe
-
-    async def rows() -> AsyncIterator[str]:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(CSV_FIELDS)
-        q.limit, q.offset = 1000, 0
-        while True:
-            page = await q.rows()
-            for row in page:
-                p = Payment.from_row(row).to_lnbits()
-                writer.writerow([spreadsheet_safe(p[f]) for f in CSV_FIELDS])
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-            if len(page) < q.limit:
-                return
-            q.offset += q.limit
-
-    return Stream(rows(), media_type="text/csv",
+    return Stream(csv_pages(q), media_type="text/csv",
                   headers={"content-disposition": 'attachment; filename="payments.csv"'})
 
 
