@@ -11,12 +11,13 @@ refused too, before a decoder or a handler recurses into them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
+
+from ..errors import FulmenError
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -102,11 +103,12 @@ def check_target(scope: Scope) -> None:
 
 
 async def _refuse(send: Send, exc: InputRefused) -> None:
-    body = json.dumps({"detail": exc.detail, "status_code": exc.status_code}).encode()
-    await send({"type": "http.response.start", "status": exc.status_code,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    """Raised, not written: Litestar runs this middleware inside each route's
+    exception handling, so the route's own error format answers (a plugin
+    with another protocol's error shape, such as LndHub, keeps it)."""
+    error = FulmenError(exc.detail)
+    error.status_code = exc.status_code
+    raise error
 
 
 class InputGuard:
@@ -128,7 +130,13 @@ class InputGuard:
                 return
             await _refuse(send, exc)
             return
-        if kind == "websocket" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        # A route that parses its own body, to answer in its protocol's error
+        # format (LndHub), says so with `opt={"raw_body": True}`; the path and
+        # query are still checked above, and values that cannot be stored are
+        # refused by the database boundary (`unstorable_value`).
+        route = scope.get("route_handler")
+        raw_body = bool(route is not None and getattr(route, "opt", {}).get("raw_body"))
+        if kind == "websocket" or raw_body or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"")

@@ -312,4 +312,7 @@ def router(host: PluginHost) -> Router:
                         checkpayment, getbtc, addinvoice, payinvoice],
         dependencies={"host": Provide(provide_host), "session": Provide(provide_session)},
         exception_handlers={Exception: lndhub_error},
+        # LndHub clients read errors in LndHub's shape: this plugin checks its
+        # own bodies (body_of) instead of the host's input guard.
+        opt={"raw_body": True},
     )
