@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import io
 import logging
@@ -280,7 +281,10 @@ def _load_migration_modules(app: AppConfig) -> list[Any]:
     for path in sorted(folder.glob("*.py")):
         if path.name == "__init__.py":
             continue
-        name = f"_fulmen_migrations.{app.app_name}.{path.stem}"
+        # Keyed by the folder too: two apps of one name in different places
+        # (throwaway test plugins) must not share cached migration modules.
+        folder_key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+        name = f"_fulmen_migrations.{app.app_name}_{folder_key}.{path.stem}"
         module = sys.modules.get(name)
         if module is None:
             spec = importlib.util.spec_from_file_location(name, path)
