@@ -29,12 +29,13 @@ from piccolo.apps.migrations.tables import Migration
 from piccolo.conf.apps import AppConfig
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType, dict_factory
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
 from piccolo.table import Table
 
 from . import piccolo_conf
 from .settings import Settings
+from .sqlite_engine import EmbeddedSQLiteEngine
 
 log = logging.getLogger(__name__)
 
@@ -58,78 +59,6 @@ def postgres_config(url: str) -> dict[str, Any]:
     return config
 
 
-class _SharedConnection:
-    """Stands in for a fresh aiosqlite connection inside a transaction;
-    `close()` hands the shared one back instead of closing it."""
-
-    def __init__(self, engine: SharedSQLiteEngine, connection: Any) -> None:
-        self._engine = engine
-        self._connection = connection
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._connection, name, value)
-
-    async def close(self) -> None:
-        self._engine._lock.release()
-
-
-class SharedSQLiteEngine(SQLiteEngine):
-    """Piccolo's SQLite engine opens a new connection (and a thread) for every
-    query, which costs more than the query. This one keeps one connection
-    open and takes turns on it: SQLite has a single writer anyway, and every
-    write transaction is BEGIN IMMEDIATE, so the database still decides who
-    wins between processes."""
-
-    def __init__(self, path: str, **kwargs: Any) -> None:
-        super().__init__(path=path, **kwargs)
-        self._connection: Any = None
-        self._lock = asyncio.Lock()
-
-    async def _shared(self) -> Any:
-        if self._connection is None:
-            import aiosqlite
-
-            connection = await aiosqlite.connect(**self.connection_kwargs)
-            await connection.execute("PRAGMA foreign_keys = 1")
-            await connection.execute("PRAGMA journal_mode = WAL")
-            # synchronous stays FULL: a commit survives power loss, at one fsync each.
-            self._connection = connection
-        return self._connection
-
-    async def get_connection(self) -> Any:  # used by transactions
-        await self._lock.acquire()
-        try:
-            return _SharedConnection(self, await self._shared())
-        except BaseException:
-            self._lock.release()
-            raise
-
-    async def _run_in_new_connection(self, query: str, args: Any = None, query_type: str = "generic",
-                                     table: Any = None) -> Any:
-        async with self._lock:
-            connection = await self._shared()
-            connection.row_factory = dict_factory
-            async with connection.execute(query, args or []) as cursor:
-                return await cursor.fetchall()
-
-    async def _run_in_existing_connection(self, connection: Any, query: str, args: Any = None,
-                                          query_type: str = "generic", table: Any = None) -> Any:
-        connection.row_factory = dict_factory
-        async with connection.execute(query, args or []) as cursor:
-            return await cursor.fetchall()
-
-    async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
-
-
 def make_engine(settings: Settings) -> Engine:
     if settings.uses_postgres:
         return PostgresEngine(config=postgres_config(settings.database_url))
@@ -142,8 +71,7 @@ def make_engine(settings: Settings) -> Engine:
     # The database holds webhook secrets and withdraw links' unique hashes: this user only.
     private_dir(path.parent, tighten=path.parent == settings.data_dir)
     private_sqlite(path)
-    # Generous busy timeout: writers queue on the lock rather than fail.
-    return SharedSQLiteEngine(path=str(path), timeout=30)
+    return EmbeddedSQLiteEngine(path=str(path))
 
 
 def bind(engine: Engine, tables: Iterable[type[Table]]) -> None:
@@ -169,8 +97,8 @@ async def open_engine(engine: Engine, pool_size: int, min_size: int = 2) -> None
             min_size=min(min_size, pool_size), max_size=pool_size, reset=_keep_session
         )
         _TURNS[id(engine)] = asyncio.Semaphore(pool_size)
-    else:
-        await engine.run_ddl("PRAGMA journal_mode=WAL")
+    elif isinstance(engine, EmbeddedSQLiteEngine):
+        engine.open()
 
 
 _TURNS: dict[int, asyncio.Semaphore] = {}  # per open PostgreSQL engine (see `_turn`)
@@ -232,7 +160,7 @@ async def close_engine(engine: Engine) -> None:
     if isinstance(engine, PostgresEngine):
         _TURNS.pop(id(engine), None)
         await engine.close_connection_pool()
-    elif isinstance(engine, SharedSQLiteEngine):
+    elif isinstance(engine, EmbeddedSQLiteEngine):
         await engine.close()
 
 
