@@ -3,13 +3,24 @@
 #   make test    - install, then run the tests
 #   make lint    - ruff and the import-layer contracts (lint-imports)
 #   make typecheck - mypy over the host, the plugins and the plugin template
+#   make dist    - wheels and sdists of the host and every plugin in ./dist
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+DIST ?= dist
 
-.PHONY: setup serve test bench lint typecheck
+.PHONY: uv setup serve test bench lint typecheck dist
 
-setup:
+uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+# Installs exactly what uv.lock lists (and removes anything else): add a
+# plugin with `uv add`, see docs/plugins.md.
+setup: uv
 	$(UV) sync --all-packages --frozen
+
+# The host (`fulmen`) and each plugins/<id> (`fulmen-<id>`), built from their
+# sdists, so a broken sdist fails here too.
+dist: uv
+	$(UV) build --all-packages --clear --out-dir "$(DIST)"
 
 serve: setup
 	$(UV) run fulmen serve

@@ -79,5 +79,7 @@ def plugin() -> None:
 def new(name: str, parent: Path) -> None:
     """Create the package of a new plugin with id NAME (e.g. my_shop)."""
     target = render(name, parent)
+    # `uv add` reads a bare name as a package on the index: a path needs a slash.
+    path = str(target) if target.is_absolute() else f"./{target}"
     click.echo(f"Created {target}")
-    click.echo(f"Next: cd {target} && uv venv && uv pip install -e '.[test]' && pytest")
+    click.echo(f"Next, in the Fulmen workspace: uv add --editable {path} && uv run pytest {path}")
