@@ -137,15 +137,24 @@ def _numbered(sql: str) -> str:
     return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
 
 
+@functools.lru_cache(maxsize=512)
+def _question_marks(sql: str) -> str:
+    """`{}` placeholders to SQLite's `?`."""
+    return sql.replace("{}", "?")
+
+
 async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
     """Run SQL with `{}` placeholders on the bound engine (inside the
     current transaction, if any); returns rows as dicts.
 
-    On PostgreSQL this goes straight to asyncpg (prepared statements are
-    cached per connection); Piccolo's query layer costs more than the
-    round trip for the small statements on the payment path."""
+    This goes straight to asyncpg (prepared statements are cached per
+    connection) or to the embedded SQLite engine: Piccolo's query layer
+    costs more than the small statements on the payment path."""
     engine = bound_engine()
-    if isinstance(engine, PostgresEngine) and engine.pool is not None:
+    # `type() is`, not isinstance: Piccolo's engines are ABCs, slow to check.
+    if type(engine) is EmbeddedSQLiteEngine:
+        return await engine.fetch(_question_marks(sql), args)
+    if type(engine) is PostgresEngine and engine.pool is not None:
         transaction = engine.current_transaction.get()
         if transaction is not None:
             rows = await transaction.connection.fetch(_numbered(sql), *args)

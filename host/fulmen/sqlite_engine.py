@@ -219,6 +219,14 @@ class EmbeddedSQLiteEngine(SQLiteEngine):
         await self._lock.acquire()
         return _Transaction(self)
 
+    async def fetch(self, sql: str, args: Any) -> list[dict[str, Any]]:
+        """A statement with `?` placeholders, in the current transaction if
+        any: `fulmen.db.query`'s path, without Piccolo's query building."""
+        transaction = self.current_transaction.get()
+        if transaction is not None:
+            return self._run(self._writer, sql, args).rows
+        return await self._run_in_new_connection(sql, args)
+
     async def _run_in_existing_connection(self, connection: Any, query: str, args: Any = None,
                                           query_type: str = "generic", table: Any = None) -> Any:
         return (await connection.execute(query, args)).rows
