@@ -26,6 +26,7 @@ from .events import EventBus, EventSettings
 from .funding import FundingSource, make_funding_source
 from .hooks import Hooks
 from .jobs import JobQueue
+from .keycache import KeyCache
 from .keys import same
 from .net import SafeHttp
 from .payments import PaymentService
@@ -80,7 +81,8 @@ class Host:
             self.events, self.hooks.payment_targets, self.webhooks.retry_window_ms(),
             Wakers(webhooks=self.webhooks.outbox.wake, hooks=self.hooks.deliveries.wake),
         )
-        self.wallets = WalletService(self.engine)
+        self.key_cache = KeyCache(settings.key_cache_seconds, redis_url=settings.redis_url)
+        self.wallets = WalletService(self.engine, self.key_cache)
         self.payments = PaymentService(settings, self.engine, self.funding, self.hooks,
                                        self.settlement)
         db.bind(self.engine, self.registry.all_tables())
@@ -149,6 +151,7 @@ class Host:
         self.spawn(self._listen_for_paid_invoices(), name="fulmen-invoice-stream")
         self.spawn(self._check_pending_invoices(), name="fulmen-invoice-check")
         await self.events.start()
+        await self.key_cache.start()
         self.spawn(self.webhooks.run(), name="fulmen-webhooks")
         self.started = True
         if self.admin_key_created:
@@ -159,6 +162,7 @@ class Host:
         self._stopping.set()
         await self.settlement.drain(timeout=5)
         await self.events.stop()
+        await self.key_cache.stop()
         await self.registry.stop_all()
         for task in list(self._tasks):
             task.cancel()

@@ -8,13 +8,15 @@ from piccolo.engine.base import Engine
 
 from .db import now_ms, query, transaction
 from .errors import Conflict, Forbidden, NotFound, Unauthorized
+from .keycache import KeyCache
 from .keys import key_hash, new_id, new_key
 from .models import KEY_KINDS, Wallet, WalletAuth
 
 
 class WalletService:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, key_cache: KeyCache | None = None) -> None:
         self.engine = engine
+        self.key_cache = key_cache or KeyCache(ttl=0)
 
     # --- authentication -------------------------------------------------------
 
@@ -32,6 +34,10 @@ class WalletService:
 
     async def authenticate_key_digest(self, digest: str) -> WalletAuth:
         """`authenticate_key` for a key known only by its `key_digest`."""
+        cached = self.key_cache.get(digest)
+        if cached is not None:
+            return cached
+        generation = self.key_cache.generation()
         rows = await query(
             "SELECT k.wallet_id, k.kind, w.account_id FROM fulmen_api_key k "
             "JOIN fulmen_wallet w ON w.id = k.wallet_id "
@@ -41,7 +47,9 @@ class WalletService:
         if not rows:
             raise Unauthorized("Invalid API key.")
         row = rows[0]
-        return WalletAuth(wallet_id=row["wallet_id"], account_id=row["account_id"], kind=row["kind"])
+        auth = WalletAuth(wallet_id=row["wallet_id"], account_id=row["account_id"], kind=row["kind"])
+        self.key_cache.put(digest, auth, generation)
+        return auth
 
     async def authenticate_account(self, token: str) -> str:
         rows = await query("SELECT id FROM fulmen_account WHERE token_hash = {}", key_hash(token))
@@ -98,6 +106,7 @@ class WalletService:
         async with transaction(self.engine):
             await query("DELETE FROM fulmen_api_key WHERE wallet_id = {}", wallet_id)
             keys = await self._issue_keys(wallet_id)
+        await self.key_cache.invalidate(wallet_id)
         wallet = await self.get(wallet_id)
         wallet.keys = keys
         return wallet
@@ -158,6 +167,7 @@ class WalletService:
                 wallet_id,
             )
             await query("DELETE FROM fulmen_api_key WHERE wallet_id = {}", wallet_id)
+        await self.key_cache.invalidate(wallet_id)
 
     def check_owner(self, wallet: Wallet, account_id: str) -> None:
         if wallet.account_id != account_id:
