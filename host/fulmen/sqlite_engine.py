@@ -10,7 +10,9 @@ loop, on two connections of this process:
   lock, so other processes on the same file still queue behind it;
 - a read-only *reader* for statements outside a transaction. A read that
   runs longer than `SLOW_READ_SECONDS` is interrupted and re-run in a
-  thread, so a large export never stalls the loop.
+  thread, so a large export never stalls the loop. A read first waits for
+  the fsync of commits this process made before it (below), so no answer
+  shows a payment that a power cut could still take back.
 
 The only slow parts of a write are waits on other processes (BEGIN when
 another process holds the lock: then it is retried in a thread) and the
@@ -236,6 +238,12 @@ class EmbeddedSQLiteEngine(SQLiteEngine):
         """A statement outside a transaction: on the reader if it only reads,
         else as a transaction of its own on the writer."""
         args = args or ()
+        sync = self._sync
+        if sync.synced < sync.committed:
+            # Show nothing that is not yet on disk: what this process
+            # committed before this read is acknowledged to nobody until its
+            # fsync, so a reader must not act on it earlier either.
+            await sync.wait(sync.committed)
         reader = self._reader
         self._read_started = time.perf_counter()
         try:

@@ -103,8 +103,9 @@ async def test_a_commit_is_not_acknowledged_before_its_fsync(engine, monkeypatch
     # ... and the write lock is free meanwhile: another transaction commits.
     other = asyncio.ensure_future(insert(engine, 2))
     await asyncio.sleep(0.05)
-    rows = await engine.run_querystring(_qs("SELECT count(*) AS n FROM t"))
-    assert rows[0]["n"] == 2
+    outside = sqlite3.connect(engine.path)  # another process's view
+    assert outside.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+    outside.close()
     gate.set()
     await asyncio.wait_for(asyncio.gather(task, other), 5)
 
@@ -168,3 +169,22 @@ async def test_the_wal_is_checkpointed_off_the_loop(engine, monkeypatch):
     assert wal < 300 * 4096
     rows = await engine.run_querystring(_qs("SELECT count(*) AS n FROM t"))
     assert rows[0]["n"] == 300
+
+
+async def test_a_read_waits_for_the_fsync_of_earlier_commits(engine, monkeypatch):
+    gate = threading.Event()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        gate.wait(5)
+        real_fsync(fd)
+
+    monkeypatch.setattr(sqlite_engine.os, "fsync", fsync)
+    writer = asyncio.ensure_future(insert(engine, 1))
+    await asyncio.sleep(0.05)  # committed, waiting for its fsync
+    read = asyncio.ensure_future(engine.run_querystring(_qs("SELECT count(*) AS n FROM t")))
+    await asyncio.sleep(0.05)
+    assert not read.done()  # it would show a row that is not on disk yet
+    gate.set()
+    assert (await asyncio.wait_for(read, 5))[0]["n"] == 1
+    await writer
