@@ -273,6 +273,10 @@ def plugin_uninstall(plugin_id: str, drop_data: bool) -> None:
             raise click.ClickException(f"plugin {plugin_id!r} is not loaded here (FULMEN_PLUGINS?)")
         before = inst.installed_plugins()
         await installer.run(installer.uninstall_argv(distribution))
+        # Tables go once no server process serves the plugin (each restarts without it).
+        still = await host.processes.wait_not_served(plugin_id, timeout=60)
+        if still:
+            click.echo(f"warning: still served by {', '.join(still)}; dropping anyway", err=True)
         return inst.changes(before, inst.installed_plugins()), await inst.drop_data(host.plugins[plugin_id])
 
     try:

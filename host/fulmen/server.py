@@ -159,10 +159,13 @@ class Worker:
             self.proc.terminate()
 
 
-def hand_over(sock: socket.socket, old: Any) -> Worker | None:
-    """Start a new worker; once it is ready, `old()` is told to drain. None
-    (and the old one keeps serving) when the new one fails to start."""
+def hand_over(sock: socket.socket, old: Any, children: list[Worker] | None = None) -> Worker | None:
+    """Start a new worker (added to `children` at once); once it is ready,
+    `old()` is told to drain. None (and the old one keeps serving) when the
+    new one fails to start."""
     worker = Worker(sock)
+    if children is not None:
+        children.append(worker)
     if worker.ready():
         log.info("worker %s is ready; the previous one drains", worker.proc.pid)
         old()
@@ -221,32 +224,37 @@ def uvicorn_run(main: Any, server: Any) -> None:
 
 
 def supervise(sock: socket.socket, worker: Worker, watch: PluginWatch, interval: float) -> int:
+    children = [worker]  # the serving one, those draining and one starting
     stopping: list[int] = []
 
     def forward(signum: int, _: Any) -> None:
         stopping.append(signum)
-        worker.proc.send_signal(signum)
+        for child in children:
+            if child.proc.poll() is None:
+                child.proc.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    draining: list[Worker] = []
     next_check = time.monotonic() + interval
     while True:
         status = worker.proc.poll()
         if status is not None:
-            for old in draining:
-                old.proc.wait()
+            for child in children:
+                child.proc.wait()
+            if stopping:  # end as a single-process server does: by the signal received
+                signal.signal(stopping[0], signal.SIG_DFL)
+                signal.raise_signal(stopping[0])
             return status if status >= 0 else 128 - status
-        draining = [w for w in draining if w.proc.poll() is None]
+        children[:] = [c for c in children if c.proc.poll() is None]
         if not stopping and time.monotonic() >= next_check:
             if watch.changed():
                 current = worker
-                worker.proc.send_signal(signal.SIGUSR1)  # handing over: see run_worker
-
-                new = hand_over(sock, current.stop)
+                current.proc.send_signal(signal.SIGUSR1)  # handing over: see run_worker
+                new = hand_over(sock, current.stop, children)
                 if new is not None:
-                    draining.append(current)
                     worker = new
+                    if stopping:  # SIGTERM came while it started
+                        new.proc.send_signal(stopping[0])
             next_check = time.monotonic() + interval
         time.sleep(0.1)
 

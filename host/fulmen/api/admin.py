@@ -192,11 +192,16 @@ async def uninstall_plugin(request: Request, plugin_id: str, drop_data: bool = F
         await installer.run(installer.uninstall_argv(distribution))
     except inst.InstallFailed as exc:
         raise InstallFailed(str(exc)) from None
-    dropped = []
+    await host.registry.retire(plugin_id, "uninstalled")
+    dropped: list[str] = []
+    still_serving: list[str] = []
     if drop_data and plugin_id in host.plugins:
+        # Tables go once no process serves the plugin any more (each restarts without it).
+        still_serving = await host.processes.wait_not_served(plugin_id)
         dropped = await inst.drop_data(host.plugins[plugin_id])
     return {"distribution": distribution, **inst.changes(before, inst.installed_plugins()),
-            "dropped_tables": dropped, "data_kept": not drop_data}
+            "dropped_tables": dropped, "data_kept": not drop_data,
+            "still_served_by": still_serving}
 
 
 @get("/processes")

@@ -34,6 +34,8 @@ class Processes:
         self.hostname = socket.gethostname()[:200]
         self.id = f"{self.hostname[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.started_at = db.now_ms()
+        # Read once: an uninstall removes the files while this process still runs.
+        self._known: dict[str, set[str]] = {}
 
     def report(self) -> dict[str, Any]:
         return {p.id: {"version": p.version, "state": p.to_json()["state"],
@@ -62,6 +64,18 @@ class Processes:
         return [{**r, "plugins": json.loads(r["plugins"]), "this_process": r["id"] == self.id}
                 for r in rows]
 
+    async def wait_not_served(self, plugin_id: str, timeout: float = 30.0) -> list[str]:
+        """Wait until no process serves `plugin_id`; returns those still serving it."""
+        import asyncio
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            serving = [p["id"] for p in await self.list()
+                       if p["plugins"].get(plugin_id, {}).get("lifecycle") == "started"]
+            if not serving or asyncio.get_running_loop().time() > deadline:
+                return serving
+            await asyncio.sleep(0.5)
+
     # --- version skew -------------------------------------------------------------------
 
     async def check_skew(self) -> list[Plugin]:
@@ -75,7 +89,9 @@ class Processes:
             if not plugin.usable:
                 continue
             for app in plugin.apps:
-                known = db.known_migrations(app)
+                if app.app_name not in self._known:
+                    self._known[app.app_name] = db.known_migrations(app)
+                known = self._known[app.app_name]
                 unknown = [mid for mid in applied.get(app.app_name, []) if mid not in known]
                 if unknown:
                     plugin.quarantine(await self._skew_reason(plugin, app.app_name, unknown),

@@ -169,6 +169,15 @@ class PluginRegistry:
             log.error("plugin %s shutdown failed: %r", plugin.id, exc)
             plugin.error = f"shutdown failed: {exc!r}"
 
+    async def retire(self, plugin_id: str, reason: str) -> None:
+        """Stop serving an uninstalled plugin in this process (its code is gone)."""
+        plugin = self.plugins.get(plugin_id)
+        if plugin is None or not plugin.usable:
+            return
+        if plugin.serving:
+            await self._stop(plugin)
+        plugin.quarantine(reason)
+
     # --- enable and disable (shared by all processes through the database) -----------------
 
     async def set_enabled(self, engine: Engine, plugin_id: str, enabled: bool) -> Plugin:
