@@ -133,7 +133,7 @@ async def get_plugin(request: Request, plugin_id: str) -> dict[str, Any]:
     item["migrations"] = [m["name"] for m in await db.applied_migrations() if m["app_name"] in names]
     item["processes"] = [
         {"process": p["id"], "hostname": p["hostname"], "pid": p["pid"], **p["plugins"][plugin_id]}
-        for p in await host.processes.list() if plugin_id in p["plugins"]
+        for p in await host.processes.rows() if plugin_id in p["plugins"]
     ]
     return item
 
@@ -207,7 +207,7 @@ async def uninstall_plugin(request: Request, plugin_id: str, drop_data: bool = F
 @get("/processes")
 async def list_processes(request: Request) -> list[dict[str, Any]]:
     """The host processes on this database, and the plugins and versions each runs."""
-    return await host_of(request).processes.list()
+    return await host_of(request).processes.rows()
 
 
 @put("/plugins/{plugin_id:str}")

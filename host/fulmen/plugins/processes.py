@@ -55,7 +55,7 @@ class Processes:
     async def leave(self) -> None:
         await db.query("DELETE FROM fulmen_process WHERE id = {}", self.id)
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def rows(self) -> list[dict[str, Any]]:
         rows = await db.query(
             "SELECT id, hostname, pid, host_version, plugins, started_at, seen_at "
             "FROM fulmen_process WHERE seen_at >= {} ORDER BY started_at",
@@ -70,7 +70,7 @@ class Processes:
 
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            serving = [p["id"] for p in await self.list()
+            serving = [p["id"] for p in await self.rows()
                        if p["plugins"].get(plugin_id, {}).get("lifecycle") == "started"]
             if not serving or asyncio.get_running_loop().time() > deadline:
                 return serving
@@ -101,7 +101,7 @@ class Processes:
         return caught
 
     async def _skew_reason(self, plugin: Plugin, app_name: str, unknown: list[str]) -> str:
-        elsewhere = sorted({p["plugins"][plugin.id]["version"] for p in await self.list()
+        elsewhere = sorted({p["plugins"][plugin.id]["version"] for p in await self.rows()
                             if not p["this_process"] and plugin.id in p["plugins"]}
                            - {plugin.version})
         hint = (f"running {', '.join(elsewhere)} elsewhere" if elsewhere
