@@ -38,10 +38,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 
     os.environ["FULMEN_HOST"], os.environ["FULMEN_PORT"] = settings.host, str(settings.port)
     os.environ["FULMEN_HEADER_TIMEOUT"] = str(settings.header_timeout)
-    from . import server
+    from . import server, supervisor
 
-    if workers == 1:  # follows plugin installs, upgrades and uninstalls (fulmen/server.py)
-        sys.exit(server.serve(settings))
+    if workers == 1:  # follows plugin installs, upgrades and uninstalls (fulmen/supervisor.py)
+        sys.exit(supervisor.serve(settings))
     uvicorn.run(
         "fulmen.app:create_app",
         factory=True,

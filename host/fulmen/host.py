@@ -70,7 +70,7 @@ class Host:
         self._stopping = asyncio.Event()
         self._contexts: dict[str, PluginContext] = {}
         self.started = False
-        #: a new worker process is taking over (fulmen/server.py): this one only drains
+        #: a new worker process is taking over (fulmen/supervisor.py): this one only drains
         self.handing_over = False
 
         found = plugins if plugins is not None else discover(settings.plugin_allow_list())
