@@ -166,7 +166,9 @@ def supervise(sock: socket.socket, worker: Worker, watch: PluginWatch, interval:
                 current = worker
                 current.proc.send_signal(signal.SIGUSR1)  # handing over: see run_worker
                 new = hand_over(sock, current.stop, children)
-                if new is not None:
+                if new is None:
+                    current.proc.send_signal(signal.SIGUSR2)  # it keeps serving, as before
+                else:
                     worker = new
                     if stopping:  # SIGTERM came while it started
                         new.proc.send_signal(stopping[0])
@@ -193,10 +195,11 @@ def run_worker() -> None:
     app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(app, settings))
 
-    def handing_over(*_: Any) -> None:
-        app.state.host.handing_over = True
+    def handing_over(signum: int, _: Any) -> None:
+        app.state.host.handing_over = signum == signal.SIGUSR1  # SIGUSR2: it was called off
 
     signal.signal(signal.SIGUSR1, handing_over)
+    signal.signal(signal.SIGUSR2, handing_over)
 
     async def main() -> None:
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
