@@ -3,6 +3,7 @@ by the CLI and by the admin API, into a throwaway venv (throwaway.py)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import time
@@ -46,8 +47,6 @@ def live(tmp_path):
 
 
 def cli(python: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    import os
-
     return subprocess.run([str(python), "-m", "fulmen", "plugin", *args], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -208,3 +207,24 @@ def test_older_copy_quarantines_when_a_newer_one_migrates_postgres(live, tmp_pat
         if b:
             b.stop()
         a.stop()
+
+
+def test_a_worker_that_cannot_start_leaves_the_old_one_serving(live, tmp_path):
+    """With FULMEN_PLUGINS_STRICT a broken plugin stops a new worker from
+    starting: the running one keeps serving the previous version."""
+    python, wheels, env = live
+    env = {**env, "FULMEN_PLUGINS_STRICT": "true"}
+    broken = build_wheel(tmp_path / "broken", "2.0.0", broken=True)
+    assert cli(python, env, "install", str(wheels / "fulmen_livetest-1.0.0-py3-none-any.whl")).returncode == 0
+    server = ServerProcess(env, python=str(python), log_path=tmp_path / "server.log").start()
+    try:
+        assert hello(server.url) == {"version": "1.0.0", "notes": 0}
+        done = cli(python, {**env, "FULMEN_PLUGIN_INSTALL_PATHS": str(broken.parent)}, "upgrade",
+                   str(broken))
+        assert "upgraded plugin livetest 1.0.0 -> 2.0.0" in done.stdout, done.stderr
+        log = tmp_path / "server.log"
+        until(lambda: "failed to start" in log.read_text(), what="the failed handover")
+        assert hello(server.url) == {"version": "1.0.0", "notes": 0}
+        assert httpx.get(server.url + "/ready").status_code == 200
+    finally:
+        assert server.stop() in (0, -15)

@@ -91,13 +91,14 @@ def _record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def build_wheel(folder: Path, version: str, migrations: int = 1) -> Path:
+def build_wheel(folder: Path, version: str, migrations: int = 1, broken: bool = False) -> Path:
     """fulmen_livetest-{version}-py3-none-any.whl in `folder`, with the first
-    `migrations` migrations of MIGRATIONS."""
+    `migrations` migrations of MIGRATIONS (`broken`: its import fails)."""
     folder.mkdir(parents=True, exist_ok=True)
     info = f"fulmen_livetest-{version}.dist-info"
     files: dict[str, bytes] = {
-        "fulmen_livetest/__init__.py": PLUGIN.format(version=version).encode(),
+        "fulmen_livetest/__init__.py": (b"raise RuntimeError('broken on purpose')\n" if broken
+                                        else PLUGIN.format(version=version).encode()),
         "fulmen_livetest/piccolo_app.py": PICCOLO_APP.encode(),
         "fulmen_livetest/migrations/__init__.py": b"",
     }
