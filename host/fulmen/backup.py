@@ -51,9 +51,10 @@ FORMAT_VERSION = 1
 BATCH = 1000
 SECRET_FILES = ("node_key", "admin_key")
 #: tables never copied: Piccolo's migration record (the restore migrates itself)
-SKIPPED_TABLES = {"migration"}
+#: and the process heartbeats (they describe the processes running now)
+SKIPPED_TABLES = {"migration", "fulmen_process"}
 #: tables the host fills in on start; an otherwise empty database may have them
-BOOKKEEPING_TABLES = {"migration", "fulmen_plugin_state"}
+BOOKKEEPING_TABLES = {"migration", "fulmen_plugin_state", "fulmen_process"}
 
 ENC_MAGIC = b"FULMENBK-AESGCM1"
 SCRYPT_N_LOG2, SCRYPT_R, SCRYPT_P = 15, 8, 1

@@ -38,7 +38,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 
     os.environ["FULMEN_HOST"], os.environ["FULMEN_PORT"] = settings.host, str(settings.port)
     os.environ["FULMEN_HEADER_TIMEOUT"] = str(settings.header_timeout)
-    from .server import HeaderTimeoutProtocol
+    from . import server, supervisor
+
+    if workers == 1:  # follows plugin installs, upgrades and uninstalls (fulmen/supervisor.py)
+        sys.exit(supervisor.serve(settings))
     uvicorn.run(
         "fulmen.app:create_app",
         factory=True,
@@ -47,7 +50,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
-        http=HeaderTimeoutProtocol,
+        http=server.HeaderTimeoutProtocol,
         timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=8,
         lifespan="on",
@@ -210,6 +213,84 @@ def create_account(name: str) -> None:
 from .scaffold import plugin  # noqa: E402
 
 cli.add_command(plugin)
+
+
+def _report(result: dict) -> None:
+    for plugin_id, version in sorted(result["installed"].items()):
+        click.echo(f"installed plugin {plugin_id} {version}")
+    for plugin_id, change in sorted(result["upgraded"].items()):
+        click.echo(f"upgraded plugin {plugin_id} {change['from']} -> {change['to']}")
+    for plugin_id in result["removed"]:
+        click.echo(f"removed plugin {plugin_id}")
+    if not any(result[k] for k in ("installed", "upgraded", "removed")):
+        click.echo(f"{result['distribution']}: no plugin changed")
+    else:
+        click.echo("a running server follows within a few seconds (no restart needed)")
+
+
+def _install(spec: str, upgrade: bool) -> None:
+    from .plugins import installer as inst
+
+    try:
+        result = asyncio.run(inst.install(inst.Installer(Settings()), spec, upgrade))
+    except (inst.InstallRefused, inst.InstallFailed) as exc:
+        raise click.ClickException(str(exc)) from None
+    _report(result)
+
+
+@plugin.command("install")
+@click.argument("spec")
+def plugin_install(spec: str) -> None:
+    """Install a plugin into this host's environment: SPEC is a wheel or
+    project folder (inside FULMEN_PLUGIN_INSTALL_PATHS) or a requirement."""
+    _install(spec, upgrade=False)
+
+
+@plugin.command("upgrade")
+@click.argument("spec")
+def plugin_upgrade(spec: str) -> None:
+    """Upgrade an installed plugin to SPEC (a newer wheel or a requirement)."""
+    _install(spec, upgrade=True)
+
+
+@plugin.command("uninstall")
+@click.argument("plugin_id")
+@click.option("--drop-data", is_flag=True, help="Also drop the plugin's tables (kept by default).")
+def plugin_uninstall(plugin_id: str, drop_data: bool) -> None:
+    """Uninstall the plugin PLUGIN_ID; its data stays unless --drop-data."""
+    from .plugins import installer as inst
+
+    installer = inst.Installer(Settings())
+    try:
+        distribution = inst.uninstall_target(installer, plugin_id)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    except inst.InstallRefused as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def run(host):
+        if plugin_id not in host.plugins:
+            raise click.ClickException(f"plugin {plugin_id!r} is not loaded here (FULMEN_PLUGINS?)")
+        before = inst.installed_plugins()
+        await installer.run(installer.uninstall_argv(distribution))
+        # Tables go once no server process serves the plugin (each restarts without it).
+        still = await host.processes.wait_not_served(plugin_id, timeout=60)
+        if still:
+            click.echo(f"warning: still served by {', '.join(still)}; dropping anyway", err=True)
+        return inst.changes(before, inst.installed_plugins()), await inst.drop_data(host.plugins[plugin_id])
+
+    try:
+        if drop_data:  # the tables are named by the plugin's code: read them before it goes
+            result, dropped = _with_host(run)
+        else:
+            before = inst.installed_plugins()
+            installer.run_sync(installer.uninstall_argv(distribution))
+            result, dropped = inst.changes(before, inst.installed_plugins()), []
+    except inst.InstallFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    _report({"distribution": distribution, **result})
+    click.echo(f"dropped tables: {', '.join(dropped)}" if drop_data
+               else "its data is kept (--drop-data removes it)")
 
 
 def build_cli() -> click.Group:

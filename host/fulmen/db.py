@@ -234,6 +234,11 @@ def _load_migration_modules(app: AppConfig) -> list[Any]:
     return sorted(modules, key=lambda m: m.ID)
 
 
+def known_migrations(app: AppConfig) -> set[str]:
+    """The migration IDs this copy of the app has (applied or not)."""
+    return {module.ID for module in _load_migration_modules(app)}
+
+
 def order_apps(apps: list[AppConfig]) -> list[AppConfig]:
     """Topological order by `migration_dependencies` (given as app names)."""
     by_name = {app.app_name: app for app in apps}

@@ -32,6 +32,7 @@ from .net import SafeHttp
 from .payments import PaymentService
 from .plugins import Plugin, discover
 from .plugins.context import PluginContext
+from .plugins.processes import Processes
 from .plugins.registry import PluginRegistry
 from .rates import RateService
 from .secret_files import read_or_create_secret
@@ -70,9 +71,12 @@ class Host:
         self._stopping = asyncio.Event()
         self._contexts: dict[str, PluginContext] = {}
         self.started = False
+        #: a new worker process is taking over (fulmen/supervisor.py): this one only drains
+        self.handing_over = False
 
         found = plugins if plugins is not None else discover(settings.plugin_allow_list())
         self.registry = PluginRegistry(settings, found, self.context_for)
+        self.processes = Processes(self.registry.plugins, settings.process_stale_after)
         # The settings groups that live beside their services are read here, once.
         self.events = EventBus(settings.redis_url, self.spawn, EventSettings())
         self.webhooks = WebhookService(self.http, WebhookSettings())
@@ -143,7 +147,8 @@ class Host:
 
     async def start(self) -> None:
         await db.open_engine(self.engine, self.settings.db_pool_size, self.settings.db_pool_min_size)
-        await self.registry.start_all(self.engine)
+        await self.registry.start_all(self.engine, vet=self.processes.check_skew)
+        await self.processes.beat()
         await self.funding.start()
         self.spawn(self._background(), name="fulmen-background")
         self.spawn(self.hooks.deliveries.run(), name="fulmen-hook-deliveries")
@@ -164,6 +169,10 @@ class Host:
         await self.events.stop()
         await self.key_cache.stop()
         await self.registry.stop_all()
+        try:
+            await self.processes.leave()
+        except Exception as exc:  # its row goes stale and is pruned by the others
+            log.warning("could not remove this process's heartbeat: %r", exc)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -181,6 +190,9 @@ class Host:
         while not self._stopping.is_set():
             try:
                 await self.registry.sync(self.engine)
+                if not self.handing_over:  # a replacement may have migrated forward already
+                    await self.processes.check_skew()
+                await self.processes.beat()
                 if loop.time() - last_reconcile >= self.settings.reconcile_interval:
                     last_reconcile = loop.time()
                     await self.payments.reconcile()

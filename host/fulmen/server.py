@@ -1,4 +1,4 @@
-"""uvicorn's HTTP protocol with a header read timeout.
+"""uvicorn's HTTP protocol with a header read timeout and a gentle drain.
 
 uvicorn (kept: the host and its tests already run on it, with uvloop and
 httptools) closes idle keep-alive connections (`--timeout-keep-alive`) but
@@ -17,8 +17,26 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 HEADER_TIMEOUT = float(os.environ.get("FULMEN_HEADER_TIMEOUT", "10") or 10)
 
 
+#: seconds an idle keep-alive connection stays open once the server drains: a
+#: client may be sending its next request on it right now; that one is answered
+#: (with `Connection: close`) instead of finding the connection closed under it.
+DRAIN_GRACE = 1.0
+
+
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     _header_timer: asyncio.TimerHandle | None = None
+    _draining = False
+
+    def shutdown(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self._draining = True
+            self.loop.call_later(DRAIN_GRACE, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+            self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -32,6 +50,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -50,3 +70,4 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._header_timer = None
         if not self.transport.is_closing():
             self.transport.close()
+

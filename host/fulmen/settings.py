@@ -69,6 +69,16 @@ class Settings(VaultBackedSettings):
     plugins_enabled_by_default: bool = True
     # A plugin that fails to load, migrate or start stops the host (for CI).
     plugins_strict: bool = False
+    # Installing plugins while the host runs (`fulmen plugin install`, the admin API):
+    # distribution names or globs allowed (empty = installing is off), folders local
+    # wheels and projects may come from, and a package index (empty = none: --no-index).
+    plugin_install_allow: str = ""
+    plugin_install_paths: str = ""
+    plugin_index_url: str = ""
+    # Seconds between checks of the installed plugins; a change restarts the worker gracefully.
+    plugin_rescan_interval: float = 2.0
+    # Seconds after which a silent process leaves the process list (fulmen_process).
+    process_stale_after: float = 30.0
 
     # Outbound HTTP (LNURL, webhooks, rates).
     http_timeout: float = 10.0

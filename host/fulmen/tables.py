@@ -222,6 +222,18 @@ class WebSession(Table, tablename="fulmen_web_session"):
     expires_at = BigInt()
 
 
+class Process(Table, tablename="fulmen_process"):
+    """A running host process and the plugins it runs (fulmen/plugins/processes.py)."""
+
+    id = Varchar(length=64, primary_key=True)
+    hostname = Varchar(length=255)
+    pid = Integer()
+    host_version = Varchar(length=32)
+    plugins = Text()  # JSON: {plugin_id: {"version", "state", "migrations"}}
+    started_at = BigInt()
+    seen_at = BigInt()
+
+
 CORE_TABLES: list[type[Table]] = [
     Account,
     Wallet,
@@ -237,5 +249,6 @@ CORE_TABLES: list[type[Table]] = [
     WebhookDelivery,
     Job,
     WebSession,
+    Process,
 ]
 """Every table the host's migrations create, in migration order."""

@@ -328,7 +328,9 @@ def free_port() -> int:
 class ServerProcess:
     """`fulmen serve` in a subprocess on a loopback port."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None):
+    def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None,
+                 python: str | None = None):
+        self.python = python or sys.executable  # another venv's, to install plugins into it
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {"FULMEN_RATE_LIMITS_ENABLED": "false", "FULMEN_MAX_STREAMS_PER_ADDRESS": "0",
@@ -338,7 +340,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 60) -> ServerProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen([sys.executable, "-m", "fulmen", "serve"], env=self.env,
+        self.proc = subprocess.Popen([self.python, "-m", "fulmen", "serve"], env=self.env,
                                      stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Router, get, post, put
+from litestar import Request, Router, delete, get, post, put
 from litestar.response import Stream
 
 from .. import db
 from ..audit import run_audit
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, Forbidden, FulmenError, NotFound
 from ..funding.fake import FakeWallet
 from ..host import Host
+from ..plugins import installer as inst
 from . import body
 from .auth import admin_guard
 
@@ -118,6 +119,95 @@ async def list_plugins(request: Request) -> list[dict[str, Any]]:
         item["migrations"] = [m["name"] for m in applied if m["app_name"] in names]
         result.append(item)
     return result
+
+
+@get("/plugins/{plugin_id:str}")
+async def get_plugin(request: Request, plugin_id: str) -> dict[str, Any]:
+    """One plugin as this process runs it, and the versions other processes run."""
+    host = host_of(request)
+    info = host.plugins.get(plugin_id)
+    if info is None:
+        raise NotFound(f"No plugin {plugin_id!r} is installed.")
+    names = {app.app_name for app in info.apps}
+    item = info.to_json()
+    item["migrations"] = [m["name"] for m in await db.applied_migrations() if m["app_name"] in names]
+    item["processes"] = [
+        {"process": p["id"], "hostname": p["hostname"], "pid": p["pid"], **p["plugins"][plugin_id]}
+        for p in await host.processes.rows() if plugin_id in p["plugins"]
+    ]
+    return item
+
+
+class InstallRefused(FulmenError):
+    status_code = 403
+
+
+class InstallFailed(FulmenError):
+    status_code = 422
+
+
+async def run_installer(host: Host, spec: str, upgrade: bool) -> dict[str, Any]:
+    try:
+        result = await inst.install(inst.Installer(host.settings), spec, upgrade)
+    except inst.InstallRefused as exc:
+        raise InstallRefused(str(exc)) from None
+    except inst.InstallFailed as exc:
+        raise InstallFailed(str(exc)) from None
+    return {**result, "note": "this server serves the change within a few seconds"}
+
+
+@post("/plugins/install", status_code=200)
+async def install_plugin(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """Install a plugin: `{"spec": "<wheel path, project folder or requirement>"}`."""
+    spec = body.text(data, "spec", max_len=1000)
+    if not spec:
+        raise BadRequest("spec (a wheel, a project folder or a requirement) is required")
+    return await run_installer(host_of(request), spec, upgrade=False)
+
+
+@post("/plugins/{plugin_id:str}/upgrade", status_code=200)
+async def upgrade_plugin(request: Request, plugin_id: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Upgrade a plugin to `{"spec": ...}`, or to the newest its sources offer."""
+    host = host_of(request)
+    distribution = inst.distribution_of(plugin_id)
+    if distribution is None:
+        raise NotFound(f"No plugin {plugin_id!r} is installed.")
+    spec = body.text(data or {}, "spec", max_len=1000) or distribution
+    return await run_installer(host, spec, upgrade=True)
+
+
+@delete("/plugins/{plugin_id:str}", status_code=200)
+async def uninstall_plugin(request: Request, plugin_id: str, drop_data: bool = False) -> dict[str, Any]:
+    """Uninstall a plugin; its tables stay unless `?drop_data=true`."""
+    host = host_of(request)
+    installer = inst.Installer(host.settings)
+    try:
+        distribution = inst.uninstall_target(installer, plugin_id)
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
+    except inst.InstallRefused as exc:
+        raise Forbidden(str(exc)) from None
+    before = inst.installed_plugins()
+    try:
+        await installer.run(installer.uninstall_argv(distribution))
+    except inst.InstallFailed as exc:
+        raise InstallFailed(str(exc)) from None
+    await host.registry.retire(plugin_id, "uninstalled")
+    dropped: list[str] = []
+    still_serving: list[str] = []
+    if drop_data and plugin_id in host.plugins:
+        # Tables go once no process serves the plugin any more (each restarts without it).
+        still_serving = await host.processes.wait_not_served(plugin_id)
+        dropped = await inst.drop_data(host.plugins[plugin_id])
+    return {"distribution": distribution, **inst.changes(before, inst.installed_plugins()),
+            "dropped_tables": dropped, "data_kept": not drop_data,
+            "still_served_by": still_serving}
+
+
+@get("/processes")
+async def list_processes(request: Request) -> list[dict[str, Any]]:
+    """The host processes on this database, and the plugins and versions each runs."""
+    return await host_of(request).processes.rows()
 
 
 @put("/plugins/{plugin_id:str}")
@@ -227,7 +317,8 @@ admin_router = Router(
     path="/admin/api/v1",
     guards=[admin_guard],
     route_handlers=[list_accounts, list_wallets, create_account, adjust_balance, fake_settle, audit,
-                    list_plugins, set_plugin, hook_deliveries, list_jobs, redeliver_job,
+                    list_plugins, get_plugin, install_plugin, upgrade_plugin,
+                    uninstall_plugin, list_processes, set_plugin, hook_deliveries, list_jobs, redeliver_job,
                     pending_payments, backup],
 )
 

@@ -17,6 +17,7 @@ FULMEN_PLUGINS_STRICT is set); the others carry on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from piccolo.engine.base import Engine
@@ -133,11 +134,15 @@ class PluginRegistry:
 
     # --- start and stop -----------------------------------------------------------------
 
-    async def start_all(self, engine: Engine) -> None:
+    async def start_all(self, engine: Engine, vet: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Migrate and start the enabled plugins; `vet` runs between the two
+        (the version-skew check: fulmen/plugins/processes.py)."""
         await self.migrate(engine, plugin_ids=set())
         await self.sync(engine, initial=True)
         enabled = {p.id for p in self.usable() if p.enabled}
         await self.migrate(engine, plugin_ids=enabled)
+        if vet is not None:
+            await vet()
         for plugin in self.usable():
             if plugin.enabled and plugin.state is PluginState.MIGRATED:
                 await self._start(plugin)
@@ -163,6 +168,15 @@ class PluginRegistry:
         except Exception as exc:
             log.error("plugin %s shutdown failed: %r", plugin.id, exc)
             plugin.error = f"shutdown failed: {exc!r}"
+
+    async def retire(self, plugin_id: str, reason: str) -> None:
+        """Stop serving an uninstalled plugin in this process (its code is gone)."""
+        plugin = self.plugins.get(plugin_id)
+        if plugin is None or not plugin.usable:
+            return
+        if plugin.serving:
+            await self._stop(plugin)
+        plugin.quarantine(reason)
 
     # --- enable and disable (shared by all processes through the database) -----------------
 
