@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-
 from fulmen import sqlite_engine
 from fulmen.sqlite_engine import EmbeddedSQLiteEngine
 from piccolo.engine.sqlite import TransactionType
