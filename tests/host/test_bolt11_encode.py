@@ -45,3 +45,23 @@ def test_a_wrong_key_does_not_verify():
     other = PrivateKey(bytes.fromhex("11" * 32)).public_key.format().hex()
     with pytest.raises(ValueError, match="Invalid signature"):
         bolt11.decode(text).signature.verify(other)
+
+
+def test_bech32_steps_match_the_reference_package():
+    """The table-driven checksum and the integer packing give what the
+    `bech32` package (BIP-173's reference code) gives."""
+    import os
+    import random
+
+    from bech32 import bech32_encode as reference_encode
+    from bech32 import convertbits
+    from fulmen.funding import bolt11_encode as ours
+
+    rng = random.Random(11)
+    for n in range(70):
+        data = os.urandom(n)
+        assert ours._words(data) == (convertbits(data, 8, 5, True) or [])
+    for n in range(300):
+        words = [rng.randrange(32) for _ in range(n)]
+        assert ours._bytes(words) == bytes(convertbits(words, 5, 8, True) or [])
+        assert ours.bech32_encode("lnbcrt10u", words) == reference_encode("lnbcrt10u", words)
