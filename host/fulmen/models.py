@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ISO_MIN_MS, ISO_MAX_MS = 0, 253_402_300_799_999
 
 
+@functools.lru_cache(maxsize=4096)  # a payment's rows share a few timestamps
 def iso(ms: int) -> str:
     """Unix ms as ISO 8601 UTC. A stored value outside the date type's range
     (from before invoice dates were bounded) is shown clamped, never raised:
