@@ -16,6 +16,7 @@ FULMEN_PLUGINS_STRICT is set); the others carry on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -44,6 +45,9 @@ class PluginRegistry:
         self.check_strict()
         self.hooks = Hooks(self.pm, self.plugins, context_for)
         self._collect_apps()
+        # One `sync` at a time: the background loop's and an admin's enable
+        # must not both see a plugin stopped and both start it.
+        self._sync_lock = asyncio.Lock()
 
     # --- build ------------------------------------------------------------------------
 
@@ -193,6 +197,10 @@ class PluginRegistry:
         """Read the persisted enabled flags and apply changes in this process.
         A plugin new to this database starts enabled or not as
         FULMEN_PLUGINS_ENABLED_BY_DEFAULT says."""
+        async with self._sync_lock:
+            await self._sync(engine, initial)
+
+    async def _sync(self, engine: Engine, initial: bool) -> None:
         rows = await db.query("SELECT plugin_id, enabled FROM fulmen_plugin_state")
         stored = {r["plugin_id"]: bool(r["enabled"]) for r in rows}
         for plugin in self.plugins.values():
