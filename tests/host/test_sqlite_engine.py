@@ -62,14 +62,14 @@ class Ticker:
 
 async def test_commit_waits_for_an_fsync_that_started_after_it(engine, monkeypatch):
     events: list[tuple[str, int]] = []
-    real_fsync = os.fsync
+    real_fsync = sqlite_engine.flush_file
 
     def fsync(fd):
         events.append(("fsync-start", engine._sync.committed))
         time.sleep(0.005)  # a slow disk: commits pile up behind it
         real_fsync(fd)
 
-    monkeypatch.setattr(sqlite_engine.os, "fsync", fsync)
+    monkeypatch.setattr(sqlite_engine, "flush_file", fsync)
     acknowledged: list[tuple[int, int]] = []  # (rows visible when acked, fsyncs started by then)
 
     async def pay(value: int) -> None:
@@ -89,13 +89,13 @@ async def test_commit_waits_for_an_fsync_that_started_after_it(engine, monkeypat
 
 async def test_a_commit_is_not_acknowledged_before_its_fsync(engine, monkeypatch):
     gate = threading.Event()
-    real_fsync = os.fsync
+    real_fsync = sqlite_engine.flush_file
 
     def fsync(fd):
         gate.wait(5)
         real_fsync(fd)
 
-    monkeypatch.setattr(sqlite_engine.os, "fsync", fsync)
+    monkeypatch.setattr(sqlite_engine, "flush_file", fsync)
     task = asyncio.ensure_future(insert(engine, 1))
     await asyncio.sleep(0.05)
     assert not task.done()  # committed, but not yet on disk
@@ -172,13 +172,13 @@ async def test_the_wal_is_checkpointed_off_the_loop(engine, monkeypatch):
 
 async def test_a_read_waits_for_the_fsync_of_earlier_commits(engine, monkeypatch):
     gate = threading.Event()
-    real_fsync = os.fsync
+    real_fsync = sqlite_engine.flush_file
 
     def fsync(fd):
         gate.wait(5)
         real_fsync(fd)
 
-    monkeypatch.setattr(sqlite_engine.os, "fsync", fsync)
+    monkeypatch.setattr(sqlite_engine, "flush_file", fsync)
     writer = asyncio.ensure_future(insert(engine, 1))
     await asyncio.sleep(0.05)  # committed, waiting for its fsync
     read = asyncio.ensure_future(engine.run_querystring(_qs("SELECT count(*) AS n FROM t")))
