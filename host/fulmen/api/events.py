@@ -153,6 +153,11 @@ async def event_stream(request: Request, wallet: WalletAuth) -> ServerSentEvent:
     event number); reconnect with `Last-Event-ID` to get what was missed."""
     host: Host = request.app.state.host
     after = _last_event_id(request)
+    if after is None:
+        # "From now" is fixed before the response starts: a payment that
+        # commits once the client has the headers is in the stream, even if
+        # it commits before `open()` below runs.
+        after = await host.events.last_seq(wallet.wallet_id)
     sub = host.events.subscribe_wallet(wallet.wallet_id, after)
     check = KeyCheck(host, api_key_of(request) or "", wallet.wallet_id)
 
