@@ -18,7 +18,8 @@ How an event travels:
 4. A payment-hash listener (`subscribe_hash`) reads its invoice's status once
    and then only listens; when the bus may have missed events (Redis
    reconnected, another process could not publish, no Redis on PostgreSQL)
-   it reads the status of all listened-to hashes in one query.
+   it reads the status of all listened-to hashes in one query (and, while
+   no Redis subscription is up on PostgreSQL, once per poll interval).
 
 The log also serves Server-Sent Events resumption (`Last-Event-ID`) and is
 pruned by age and count (`FULMEN_EVENT_RETENTION_HOURS`,
@@ -334,6 +335,7 @@ class EventBus:
         self._hash_subs: dict[str, set[HashSubscription]] = {}
         self._redis: Any = None
         self._redis_subscribed = asyncio.Event()
+        self._redis_up = False  # subscribed to the channel right now
         self._tasks: list[asyncio.Task] = []
         self._hash_resync_wanted = False
         self._hash_resync_task: asyncio.Task | None = None
@@ -352,10 +354,10 @@ class EventBus:
                 await asyncio.wait_for(self._redis_subscribed.wait(), 5)
             except TimeoutError:
                 log.warning("events: Redis not subscribed yet; subscribers fall back to the log")
-        elif is_postgres():
-            # Several processes may share the database and nothing carries
-            # their events here: one batched status read per interval for
-            # all payment-hash listeners (none while there are none).
+        if self.redis_url or is_postgres():
+            # While no Redis subscription carries other processes' events
+            # (none configured on a shared PostgreSQL, or Redis away): one
+            # batched status read per interval for all payment-hash listeners.
             self._tasks.append(self.spawn(self._hash_poll_loop(), "fulmen-events-hash-poll"))
         self._tasks.append(self.spawn(self._prune_loop(), "fulmen-events-prune"))
 
@@ -440,7 +442,8 @@ class EventBus:
     async def _hash_poll_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.event_poll_seconds)
-            self.resync_hashes()
+            if not self._redis_up:
+                self.resync_hashes()
 
     async def _announce_resync(self, client: Any) -> None:
         """After a failed publish: ask every process to resync its
@@ -465,6 +468,7 @@ class EventBus:
             try:
                 await pubsub.subscribe(self.config.event_redis_channel)
                 self._redis_subscribed.set()
+                self._redis_up = True
                 delay = 0.5
                 self._resync_all()  # anything published while not subscribed
                 while True:
@@ -477,6 +481,7 @@ class EventBus:
             except Exception as exc:
                 log.warning("events: Redis subscription lost (%r); retrying in %.1fs", exc, delay)
             finally:
+                self._redis_up = False
                 try:
                     await pubsub.aclose()
                     await client.aclose()

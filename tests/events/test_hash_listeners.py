@@ -10,6 +10,7 @@ from typing import Any
 import fulmen.events as events_module
 import pytest
 import redis.asyncio as aioredis
+from fulmen.testing import free_port
 
 
 async def next_status(sub: Any, timeout: float = 5.0) -> dict:
@@ -94,7 +95,8 @@ async def test_a_resync_read_never_takes_a_paid_status_back(fulmen):
 
 async def test_redis_reconnect_resyncs_hash_listeners(fulmen, redis_url, monkeypatch):
     monkeypatch.setenv("FULMEN_EVENT_REDIS_CHANNEL", f"fulmen-test-{uuid.uuid4().hex}")
-    monkeypatch.setenv("FULMEN_EVENT_POLL_SECONDS", "60")
+    # Short polls: with Redis up, an idle listener still reads nothing.
+    monkeypatch.setenv("FULMEN_EVENT_POLL_SECONDS", "0.05")
     await fulmen.start(redis_url=redis_url)
     bus = fulmen.host.events
     alice = await fulmen.wallet("alice", sats=100)
@@ -147,3 +149,23 @@ async def test_a_failed_publish_makes_the_other_processes_resync(fulmen, redis_u
             assert await next_status(sub, 10) == {"pending": False, "status": "success"}
     finally:
         await elsewhere.stop()
+
+
+async def test_while_redis_is_unreachable_listeners_are_polled_in_one_batch(fulmen, monkeypatch):
+    monkeypatch.setenv("FULMEN_EVENT_POLL_SECONDS", "0.1")
+    # Nothing listens on this port: the subscription never comes up.
+    await fulmen.start(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    bus = fulmen.host.events
+    alice = await fulmen.wallet("alice", sats=100)
+    bob = await fulmen.wallet("bob")
+    invoices = [await fulmen.invoice(bob, 10) for _ in range(3)]
+    subs = [await bus.subscribe_hash(inv["payment_hash"]).open() for inv in invoices]
+    try:
+        monkeypatch.setattr(bus, "_dispatch", lambda event: None)  # as if paid on another process
+        assert (await fulmen.pay(alice, invoices[1]["bolt11"])).status_code == 201
+        seen = count_queries(monkeypatch)
+        assert await next_status(subs[1]) == {"pending": False, "status": "success"}
+        assert all("IN (" in sql for sql in seen)  # batched reads only, none per listener
+    finally:
+        for sub in subs:
+            sub.close()
