@@ -49,7 +49,9 @@ from .version import __version__
 FORMAT = "fulmen-backup"
 FORMAT_VERSION = 1
 BATCH = 1000
-SECRET_FILES = ("node_key", "admin_key")
+#: the data folder's keys (`--include-secrets`); the withdraw plugin's key
+#: derives its links' secrets, which the database holds only as hashes
+SECRET_FILES = ("node_key", "admin_key", "withdraw_link_key")
 #: tables never copied: Piccolo's migration record (the restore migrates itself)
 #: and the process heartbeats (they describe the processes running now)
 SKIPPED_TABLES = {"migration", "fulmen_process"}

@@ -15,6 +15,11 @@ How an event travels:
    event overtook one in flight, or a Redis message was lost) it reads the
    missing events from the log; when nothing arrives for a while it checks
    the log too. So the live path is fast and the log makes it complete.
+4. A payment-hash listener (`subscribe_hash`) reads its invoice's status once
+   and then only listens; when the bus may have missed events (Redis
+   reconnected, another process could not publish, no Redis on PostgreSQL)
+   it reads the status of all listened-to hashes in one query (and, while
+   no Redis subscription is up on PostgreSQL, once per poll interval).
 
 The log also serves Server-Sent Events resumption (`Last-Event-ID`) and is
 pruned by age and count (`FULMEN_EVENT_RETENTION_HOURS`,
@@ -34,7 +39,7 @@ from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .db import now_ms, query
+from .db import is_postgres, now_ms, query
 from .models import Payment
 
 log = logging.getLogger(__name__)
@@ -244,13 +249,24 @@ class WalletSubscription:
 
 
 class HashSubscription:
-    """Status changes of the incoming invoice with this payment hash."""
+    """Status changes of the incoming invoice with this payment hash.
+
+    An idle listener costs nothing: it reads the status once when it opens
+    and then only waits. The bus hands it each status an event carries, and
+    when the bus may have missed events (Redis reconnected, another process
+    could not publish, several processes without Redis) it reads the status
+    of every hash that has listeners in one batched query and hands those
+    out too (`EventBus.resync_hashes`). Only the latest status matters, so
+    there is no queue to overflow."""
 
     def __init__(self, bus: EventBus, payment_hash: str) -> None:
         self.bus = bus
         self.payment_hash = payment_hash
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=16)
+        #: the status this listener has reported (or read on open)
         self.status: str | None = None
+        self._latest: str | None = None  # the newest status the bus handed over
+        self._wake = asyncio.Event()
+        self._closed = False
 
     async def open(self) -> HashSubscription:
         self.bus._hash_subs.setdefault(self.payment_hash, set()).add(self)
@@ -271,29 +287,37 @@ class HashSubscription:
         self.close()
 
     def offer(self, item: Any) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            pass  # the poll below reads the status from the database
+        """An event, a status read by a resync, or `_CLOSE`."""
+        if item is _CLOSE:
+            self._closed = True
+        elif isinstance(item, Event):
+            self._note(item.data["payment"]["status"])
+        elif isinstance(item, str):
+            self._note(item)
+        self._wake.set()
+
+    def _note(self, status: str) -> None:
+        # A paid (or failed) invoice never becomes pending again: a resync
+        # read that raced a newer event must not take its news back.
+        if status == "pending" and self._latest not in (None, "pending"):
+            return
+        self._latest = status
 
     def __aiter__(self) -> HashSubscription:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
         while True:
-            try:
-                item = await asyncio.wait_for(self.queue.get(), self.bus.config.event_poll_seconds)
-            except TimeoutError:
-                item = _RESYNC
-            if item is _CLOSE:
+            latest = self._latest
+            if latest is not None and latest != self.status and not (
+                latest == "pending" and self.status not in (None, "pending")
+            ):
+                self.status = latest
+                return {"pending": latest == "pending", "status": latest}
+            if self._closed:
                 raise StopAsyncIteration
-            if isinstance(item, Event):
-                status = item.data["payment"]["status"]
-            else:
-                status = await self.bus.invoice_status(self.payment_hash)
-            if status is not None and status != self.status:
-                self.status = status
-                return {"pending": status == "pending", "status": status}
+            self._wake.clear()
+            await self._wake.wait()
 
 
 def event_data_json(balance_sat: int, payment_json: str) -> str:
@@ -311,7 +335,12 @@ class EventBus:
         self._hash_subs: dict[str, set[HashSubscription]] = {}
         self._redis: Any = None
         self._redis_subscribed = asyncio.Event()
+        self._redis_up = False  # subscribed to the channel right now
         self._tasks: list[asyncio.Task] = []
+        self._hash_resync_wanted = False
+        self._hash_resync_task: asyncio.Task | None = None
+        #: a publish to Redis failed: tell the other processes to resync once it works again
+        self._publish_failed = False
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -325,6 +354,11 @@ class EventBus:
                 await asyncio.wait_for(self._redis_subscribed.wait(), 5)
             except TimeoutError:
                 log.warning("events: Redis not subscribed yet; subscribers fall back to the log")
+        if self.redis_url or is_postgres():
+            # While no Redis subscription carries other processes' events
+            # (none configured on a shared PostgreSQL, or Redis away): one
+            # batched status read per interval for all payment-hash listeners.
+            self._tasks.append(self.spawn(self._hash_poll_loop(), "fulmen-events-hash-poll"))
         self._tasks.append(self.spawn(self._prune_loop(), "fulmen-events-prune"))
 
     async def stop(self) -> None:
@@ -332,10 +366,12 @@ class EventBus:
         for subs in subscriptions:
             for sub in list(subs):
                 sub.offer(_CLOSE)
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._hash_resync_task] if self._hash_resync_task else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._hash_resync_task = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -359,6 +395,7 @@ class EventBus:
                 await self._redis.publish(self.config.event_redis_channel, message)
             except Exception as exc:  # subscribers elsewhere catch up from the log
                 log.warning("events: Redis publish failed: %r", exc)
+                self._publish_failed = True  # payment-hash listeners elsewhere resync later
 
     def _dispatch(self, event: Event) -> None:
         for sub in list(self._wallet_subs.get(event.wallet_id, ())):
@@ -368,10 +405,58 @@ class EventBus:
                 hsub.offer(event)
 
     def _resync_all(self) -> None:
-        subscriptions: list[set[Any]] = [*self._wallet_subs.values(), *self._hash_subs.values()]
-        for subs in subscriptions:
+        """Events may have been missed: wallet subscriptions re-read the log,
+        payment-hash listeners get one batched status read."""
+        for subs in list(self._wallet_subs.values()):
             for sub in list(subs):
                 sub.offer(_RESYNC)
+        self.resync_hashes()
+
+    def resync_hashes(self) -> None:
+        """Read the status of every payment hash with listeners (batched, in
+        the background) and hand it to them. Calls while a read runs are
+        folded into one more read after it."""
+        if not self._hash_subs:
+            return
+        self._hash_resync_wanted = True
+        if self._hash_resync_task is None or self._hash_resync_task.done():
+            self._hash_resync_task = self.spawn(self._hash_resync_loop(), "fulmen-events-hash-resync")
+
+    async def _hash_resync_loop(self) -> None:
+        while self._hash_resync_wanted:
+            self._hash_resync_wanted = False
+            hashes = list(self._hash_subs)
+            try:
+                statuses = await self.invoice_statuses(hashes)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("events: reading payment-hash statuses failed (%r); retrying", exc)
+                self._hash_resync_wanted = True
+                await asyncio.sleep(1.0)
+                continue
+            for payment_hash, status in statuses.items():
+                for hsub in list(self._hash_subs.get(payment_hash, ())):
+                    hsub.offer(status)
+
+    async def _hash_poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.event_poll_seconds)
+            if not self._redis_up:
+                self.resync_hashes()
+
+    async def _announce_resync(self, client: Any) -> None:
+        """After a failed publish: ask every process to resync its
+        payment-hash listeners (the event itself is in the log)."""
+        if not self._publish_failed:
+            return
+        self._publish_failed = False
+        message = json.dumps({"origin": self.origin, "resync": True})
+        try:
+            await client.publish(self.config.event_redis_channel, message)
+        except Exception:
+            self._publish_failed = True
+            raise
 
     async def _redis_loop(self) -> None:
         import redis.asyncio as aioredis
@@ -383,9 +468,11 @@ class EventBus:
             try:
                 await pubsub.subscribe(self.config.event_redis_channel)
                 self._redis_subscribed.set()
+                self._redis_up = True
                 delay = 0.5
                 self._resync_all()  # anything published while not subscribed
                 while True:
+                    await self._announce_resync(client)
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
                     if message and message.get("type") == "message":
                         self._receive(message["data"])
@@ -394,6 +481,7 @@ class EventBus:
             except Exception as exc:
                 log.warning("events: Redis subscription lost (%r); retrying in %.1fs", exc, delay)
             finally:
+                self._redis_up = False
                 try:
                     await pubsub.aclose()
                     await client.aclose()
@@ -406,6 +494,9 @@ class EventBus:
         try:
             message = json.loads(raw)
             if message.get("origin") == self.origin:
+                return
+            if message.get("resync"):  # another process could not publish an event
+                self.resync_hashes()
                 return
             self._dispatch(Event(**message["event"]))
         except Exception as exc:
@@ -445,6 +536,20 @@ class EventBus:
             "SELECT status FROM fulmen_payment WHERE payment_hash = {} AND NOT out", payment_hash.lower()
         )
         return rows[0]["status"] if rows else None
+
+    async def invoice_statuses(self, payment_hashes: list[str]) -> dict[str, str]:
+        """Status of the incoming invoices with these hashes, in one query per
+        500 hashes (the ones without an invoice are left out)."""
+        statuses: dict[str, str] = {}
+        for start in range(0, len(payment_hashes), 500):
+            chunk = payment_hashes[start:start + 500]
+            rows = await query(
+                "SELECT payment_hash, status FROM fulmen_payment WHERE NOT out AND payment_hash IN ("
+                + ", ".join("{}" for _ in chunk) + ")",
+                *chunk,
+            )
+            statuses.update((r["payment_hash"], r["status"]) for r in rows)
+        return statuses
 
     # --- retention ----------------------------------------------------------------
 

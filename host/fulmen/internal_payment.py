@@ -33,7 +33,8 @@ from .settlement import EVENTS_CTE, HOOK_DELIVERIES_CTE
 
 _SQL = """
 WITH claimed AS (
-    UPDATE fulmen_payment SET status = 'success', updated_at = $1
+    -- $17: the preimage, for an invoice that does not store it while unpaid
+    UPDATE fulmen_payment SET status = 'success', preimage = COALESCE(preimage, $17), updated_at = $1
     WHERE id = $2 AND status = 'pending' AND expires_at > $1
     RETURNING *
 ), first_wallet AS (
@@ -113,5 +114,5 @@ async def settle(
     return await query(
         SQL, now, invoice_row["id"], first, first_delta, second, second_delta,
         payer.wallet_id, json.dumps(extra), extra.get("tag"), idempotency_key,
-        incoming_json, outgoing_json, *hook_targets,
+        incoming_json, outgoing_json, *hook_targets, invoice_row.get("preimage"),
     )

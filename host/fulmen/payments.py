@@ -255,9 +255,19 @@ class PaymentService:
         # hashes must not be paid at our invoice's amount.
         return info, None
 
+    def known_preimage(self, row: dict[str, Any]) -> str | None:
+        """An incoming invoice's preimage: stored, or (FakeWallet) derived
+        from the invoice with the node key, so unpaid ones are not stored."""
+        if row.get("preimage"):
+            return row["preimage"]
+        derive = getattr(self.funding, "preimage_of", None)
+        return derive(row["bolt11"], row["payment_hash"]) if derive else None
+
     async def _pay_internal(
         self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
     ) -> Payment:
+        # Settling writes the preimage into the invoice row (and the payer's).
+        invoice_row = {**invoice_row, "preimage": self.known_preimage(invoice_row)}
         # PostgreSQL: one statement, unless the payer is also the payee (one
         # wallet row would change twice in it).
         one_statement = is_postgres() and wallet.wallet_id != invoice_row["wallet_id"]
@@ -337,9 +347,9 @@ class PaymentService:
         now = now_ms()
         # Claim the invoice first: of two concurrent payers, one gets the row.
         claimed = await query(
-            "UPDATE fulmen_payment SET status = 'success', updated_at = {} "
-            "WHERE id = {} AND status = 'pending' AND expires_at > {} RETURNING *",
-            now, invoice_row["id"], now,
+            "UPDATE fulmen_payment SET status = 'success', preimage = COALESCE(preimage, {}), "
+            "updated_at = {} WHERE id = {} AND status = 'pending' AND expires_at > {} RETURNING *",
+            invoice_row.get("preimage"), now, invoice_row["id"], now,
         )
         if not claimed:
             raise BadRequest(await self._why_unpayable(int(invoice_row["id"])))
@@ -422,7 +432,11 @@ class PaymentService:
             )
             if not rows:
                 return None
-            incoming = Payment.from_row(rows[0])
+            row = rows[0]
+            if row["preimage"] is None and (preimage := self.known_preimage(row)):
+                await query("UPDATE fulmen_payment SET preimage = {} WHERE id = {}", preimage, row["id"])
+                row = {**row, "preimage": preimage}
+            incoming = Payment.from_row(row)
             await self._change_balance(incoming.wallet_id, incoming.amount_msat)
             await self._ledger(incoming.wallet_id, incoming.amount_msat, "payment", incoming.id, now)
             recorded = await self.settlement.record(incoming, "on_invoice_paid")

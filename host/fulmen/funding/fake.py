@@ -4,22 +4,32 @@ It signs real BOLT11 invoices with a persistent node key, so any wallet or
 library can decode and verify them, but it is connected to no network: it
 can only be paid by this host (internal payments) or by an admin "settle as
 if paid from outside". It refuses to pay invoices from other nodes.
+
+An invoice's preimage is HMAC-SHA256(node key, the invoice's random payment
+secret), so it is not stored while the invoice is unpaid: the host asks
+`preimage_of` when it settles the invoice, and a copy of the database alone
+(which holds the invoice text, hence the payment secret, but not the node
+key) cannot claim an unpaid invoice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from bech32 import CHARSET, convertbits
 from coincurve import PrivateKey
 
 from ..secret_files import read_or_create_secret
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
-from .bolt11_encode import encode_invoice
+from .bolt11_encode import PAYMENT_SECRET, encode_invoice
+
+_SIGNATURE_WORDS = 104  # 65 bytes in 5-bit words, before the 6-word checksum
 
 
 def load_or_create_node_key(data_dir: Path, configured: str = "") -> str:
@@ -29,11 +39,31 @@ def load_or_create_node_key(data_dir: Path, configured: str = "") -> str:
     return read_or_create_secret(data_dir / "node_key", lambda: secrets.token_hex(32))[0]
 
 
+def payment_secret(bolt11: str) -> bytes | None:
+    """The payment secret (`s` field) of an invoice, read without checking
+    checksum or signature (the caller checks what it derives from it)."""
+    text = bolt11.strip().lower()
+    sep = text.rfind("1")
+    try:
+        words = [CHARSET.index(c) for c in text[sep + 1:-6]]
+    except ValueError:
+        return None
+    i, end = 7, len(words) - _SIGNATURE_WORDS  # after the 35-bit timestamp
+    while i + 3 <= end:
+        kind, length = words[i], words[i + 1] * 32 + words[i + 2]
+        if kind == PAYMENT_SECRET and length == 52:
+            data = convertbits(words[i + 3:i + 55], 5, 8, False)
+            return bytes(data) if data and len(data) == 32 else None
+        i += 3 + length
+    return None
+
+
 class FakeWallet:
     name = "fake"
 
     def __init__(self, node_key_hex: str, network: str = "bc") -> None:
         self._key = PrivateKey(bytes.fromhex(node_key_hex))
+        self._preimage_key = hmac.new(self._key.secret, b"fulmen fake preimages", hashlib.sha256).digest()
         self.pubkey = self._key.public_key.format().hex()
         self.network = network
         self._paid: asyncio.Queue[str] = asyncio.Queue()
@@ -50,19 +80,32 @@ class FakeWallet:
     async def create_invoice(
         self, amount_msat: int, memo: str, description_hash: bytes | None, expiry: int
     ) -> CreatedInvoice:
-        preimage = secrets.token_bytes(32)
-        payment_hash = hashlib.sha256(preimage).hexdigest()
+        secret = secrets.token_bytes(32)
+        payment_hash = hashlib.sha256(self._preimage(secret)).hexdigest()
         encoded = encode_invoice(
             self._key, self.network, amount_msat, int(time.time()), bytes.fromhex(payment_hash),
-            secrets.token_bytes(32), memo, description_hash, expiry,
+            secret, memo, description_hash, expiry,
         )
         return CreatedInvoice(
             checking_id=payment_hash,
             payment_hash=payment_hash,
             bolt11=encoded,
-            preimage=preimage.hex(),
+            preimage=None,  # derived again when paid (`preimage_of`)
             self_encoded=True,
         )
+
+    def _preimage(self, payment_secret: bytes) -> bytes:
+        return hmac.new(self._preimage_key, payment_secret, hashlib.sha256).digest()
+
+    def preimage_of(self, bolt11: str, payment_hash: str) -> str | None:
+        """The preimage of an invoice this FakeWallet made (None for any other)."""
+        secret = payment_secret(bolt11)
+        if secret is None:
+            return None
+        preimage = self._preimage(secret)
+        if not hmac.compare_digest(hashlib.sha256(preimage).hexdigest(), payment_hash.lower()):
+            return None
+        return preimage.hex()
 
     async def pay_invoice(self, bolt11: str, fee_limit_msat: int) -> PaymentStatus:
         return PaymentStatus(

@@ -75,6 +75,15 @@ class FallbackFunding:
             pass
         return await self.secondary.get_invoice_status(checking_id)
 
+    def preimage_of(self, bolt11: str, payment_hash: str) -> str | None:
+        """The preimage of an invoice a source derives instead of storing."""
+        for source in (self.primary, self.secondary):
+            derive = getattr(source, "preimage_of", None)
+            found = derive(bolt11, payment_hash) if derive else None
+            if found:
+                return found
+        return None
+
     def watch(self, checking_id: str, expires_at: float | None = None) -> None:
         for source in (self.primary, self.secondary):
             if hasattr(source, "watch"):

@@ -39,15 +39,15 @@ class WithdrawLinkController(Controller):
                                              whole(limit, "limit", 100, 1000))
         base = host.base_url(request)
         reveal = wallet.kind == "admin"
-        return {"data": [links.to_json(r, base, reveal) for r in rows], "total": total}
+        return {"data": [links.to_json(host, r, base, reveal) for r in rows], "total": total}
 
     @post("/", status_code=201, dependencies={"wallet": require_wallet_key("admin")})
     async def create_link(self, host: PluginHost, wallet: WalletAuth, request: Request, data: Any) -> dict[str, Any]:
-        return links.to_json(await links.create_link(host, wallet, data), host.base_url(request))
+        return links.to_json(host, await links.create_link(host, wallet, data), host.base_url(request))
 
     @get("/{link_id:str}", dependencies={"wallet": require_wallet_key("invoice")})
     async def read_link(self, host: PluginHost, wallet: WalletAuth, request: Request, link_id: str) -> dict[str, Any]:
-        return links.to_json(await links.owned_link(link_id, wallet), host.base_url(request),
+        return links.to_json(host, await links.owned_link(link_id, wallet), host.base_url(request),
                              wallet.kind == "admin")
 
     @put("/{link_id:str}", dependencies={"wallet": require_wallet_key("admin")})
@@ -55,7 +55,7 @@ class WithdrawLinkController(Controller):
         self, host: PluginHost, wallet: WalletAuth, request: Request, link_id: str, data: Any
     ) -> dict[str, Any]:
         row = await links.update_link(host, wallet, link_id, data)
-        return links.to_json(row, host.base_url(request))
+        return links.to_json(host, row, host.base_url(request))
 
     @delete("/{link_id:str}", status_code=200, dependencies={"wallet": require_wallet_key("admin")})
     async def delete_link(self, host: PluginHost, wallet: WalletAuth, link_id: str) -> dict[str, Any]:

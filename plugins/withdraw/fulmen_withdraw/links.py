@@ -13,13 +13,25 @@ How a claim pays at most once:
    (balance check, ledger, fee reserve, plugin limits). If that payment
    fails, the use is given back; the k1 stays spent.
 So the link pays at most `uses` invoices of at most `max_withdrawable` each.
+
+The link's secret (`unique_hash`, the part of the LNURL that lets anyone
+withdraw) is not stored: it is HMAC-SHA256(the plugin's key, link id), the
+key in the data folder (`withdraw_link_key`, 0600), and the table keeps only
+its sha256 to find the link by. A copy of the database alone withdraws
+nothing. Links made before secrets were derived keep working through the
+stored sha256, but their LNURL can no longer be shown (`secret_of` is None).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import hmac
 import json
 import logging
 import secrets
+from pathlib import Path
 from typing import Any
 
 import bolt11 as bolt11_lib
@@ -35,6 +47,7 @@ from fulmen import (
     import_objects,
     now_ms,
     query,
+    read_or_create_secret,
     transaction,
 )
 
@@ -60,6 +73,35 @@ class LnurlFailure(Exception):
         self.status_code = status_code
 
 
+# --- link secrets -------------------------------------------------------------------------
+
+KEY_FILE_NAME = "withdraw_link_key"
+
+
+@functools.cache
+def _key(data_dir: Path) -> bytes:
+    value, _ = read_or_create_secret(data_dir / KEY_FILE_NAME, lambda: secrets.token_hex(32))
+    return bytes.fromhex(value)
+
+
+def link_secret(host: PluginHost, link_id: str) -> str:
+    """The link's `unique_hash`: 32 URL-safe characters (192 bits), derived."""
+    mac = hmac.new(_key(Path(host.settings.data_dir)), b"withdraw link " + link_id.encode(),
+                   hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:24]).decode()
+
+
+def secret_digest(unique_hash: str) -> str:
+    """What the table stores for a link's secret (and looks it up by)."""
+    return hashlib.sha256(unique_hash.encode()).hexdigest()
+
+
+def secret_of(host: PluginHost, row: dict[str, Any]) -> str | None:
+    """The link's secret, or None for a link made before secrets were derived."""
+    derived = link_secret(host, row["id"])
+    return derived if hmac.compare_digest(secret_digest(derived), row["unique_hash"]) else None
+
+
 # --- URLs ---------------------------------------------------------------------------------
 
 
@@ -77,19 +119,20 @@ def lnurl_forms(base_url: str, unique_hash: str) -> tuple[str, str]:
     return lnurl.url_encode(url), url
 
 
-def to_json(row: dict[str, Any], base_url: str, reveal: bool = True) -> dict[str, Any]:
+def to_json(host: PluginHost, row: dict[str, Any], base_url: str, reveal: bool = True) -> dict[str, Any]:
     """The link's JSON. Whoever holds the LNURL can withdraw, so without
     `reveal` (a key that cannot spend) `unique_hash`, `lnurl` and `lnurl_url`
-    are null: an invoice key must not be a way to take the wallet's money."""
-    data = link_json(row, *lnurl_forms(base_url, row["unique_hash"]))
-    if not reveal:
-        data.update(unique_hash=None, lnurl=None, lnurl_url=None)
-    return data
+    are null: an invoice key must not be a way to take the wallet's money.
+    They are null too for a link whose secret is no longer known here."""
+    secret = secret_of(host, row) if reveal else None
+    if secret is None:
+        return link_json(row, None, None, None)
+    return link_json(row, secret, *lnurl_forms(base_url, secret))
 
 
 async def link_by_page_key(unique_hash: str) -> dict[str, Any]:
     """The link whose page is `/withdraw/{unique_hash}` (the page shows the LNURL)."""
-    rows = await query("SELECT * FROM withdraw_link WHERE unique_hash = {}", unique_hash)
+    rows = await query("SELECT * FROM withdraw_link WHERE unique_hash = {}", secret_digest(unique_hash))
     if not rows:
         raise NotFound("Withdraw link does not exist.")
     return rows[0]
@@ -130,11 +173,12 @@ async def create_link(host: PluginHost, auth: WalletAuth, data: Any) -> dict[str
     values = check_link(data, None, max_sats(host))
     await checked_outbound_url(host.http, values["webhook_url"], "webhook_url")
     now = now_ms()
+    link_id = secrets.token_urlsafe(16)
     rows = await query(
         "INSERT INTO withdraw_link (id, wallet, unique_hash, used, last_used_at, "
         + ", ".join(COLUMNS) + ", created_at, updated_at) VALUES ({}, {}, {}, 0, 0, "
         + ", ".join("{}" for _ in COLUMNS) + ", {}, {}) RETURNING *",
-        secrets.token_urlsafe(16), auth.wallet_id, secrets.token_urlsafe(24),
+        link_id, auth.wallet_id, secret_digest(link_secret(host, link_id)),
         *(values[c] for c in COLUMNS), now, now,
     )
     return rows[0]
@@ -167,7 +211,7 @@ async def delete_link(host: PluginHost, auth: WalletAuth, link_id: str) -> None:
 
 
 async def link_by_hash(unique_hash: str) -> dict[str, Any]:
-    rows = await query("SELECT * FROM withdraw_link WHERE unique_hash = {}", unique_hash)
+    rows = await query("SELECT * FROM withdraw_link WHERE unique_hash = {}", secret_digest(unique_hash))
     if not rows:
         raise LnurlFailure("Withdraw link does not exist.", 404)
     return rows[0]
@@ -327,7 +371,7 @@ async def export_links(host: PluginHost, auth: WalletAuth) -> list[dict[str, Any
     out = []
     for row in await query("SELECT * FROM withdraw_link WHERE wallet = {} ORDER BY created_at, id",
                            auth.wallet_id):
-        data = {c: v for c, v in to_json(row, base).items() if c in COLUMNS}
+        data = {c: v for c, v in to_json(host, row, base).items() if c in COLUMNS}
         data["uses"] = int(row["uses"]) - int(row["used"])
         if data["uses"] > 0:
             out.append(data)

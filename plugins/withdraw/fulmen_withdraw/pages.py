@@ -34,7 +34,8 @@ def number(value: str | None) -> Any:
     return int(value) if value.isdigit() else (value or None)
 
 
-async def index_page(request: Request, session: WebSession | None, *, status_code: int = 200,
+async def index_page(request: Request, host: PluginHost, session: WebSession | None, *,
+                     status_code: int = 200,
                      form: dict[str, str] | None = None, errors: dict[str, str] | None = None
                      ) -> Response[str]:
     wallets = await session.wallets() if session else []
@@ -42,7 +43,7 @@ async def index_page(request: Request, session: WebSession | None, *, status_cod
     for wallet in wallets:
         auth = WalletAuth(wallet_id=wallet.id, account_id=wallet.account_id, kind="admin")
         for row in (await links.list_links(auth, 0, 500))[0]:
-            rows.append({"id": row["id"], "title": row["title"], "unique_hash": row["unique_hash"],
+            rows.append({"id": row["id"], "title": row["title"], "unique_hash": links.secret_of(host, row),
                          "amount": int(row["max_withdrawable"]), "wallet_name": wallet.name,
                          "left": int(row["uses"]) - int(row["used"]), "uses": int(row["uses"])})
     return await render_page(request, ENV, "withdraw/index.html", status_code=status_code,
@@ -51,9 +52,9 @@ async def index_page(request: Request, session: WebSession | None, *, status_cod
 
 
 @get("/", include_in_schema=False)
-async def index(request: Request) -> Response[str]:
+async def index(request: Request, host: PluginHost) -> Response[str]:
     session = await current_web_session(request)
-    return await index_page(request, session if session and not session.admin else None)
+    return await index_page(request, host, session if session and not session.admin else None)
 
 
 @post("/links", include_in_schema=False, dependencies=SIGNED_IN)
@@ -71,8 +72,8 @@ async def create(request: Request, host: PluginHost, session: WebSession) -> Res
         for name in ("min_withdrawable", "max_withdrawable"):  # one "amount" field on the page
             if name in errors:
                 errors["amount"] = errors.pop(name)
-        return await index_page(request, session, status_code=exc.status_code, form=form, errors=errors)
-    return redirect(f"/withdraw/{row['unique_hash']}")
+        return await index_page(request, host, session, status_code=exc.status_code, form=form, errors=errors)
+    return redirect(f"/withdraw/{links.link_secret(host, row['id'])}")
 
 
 @post("/links/{link_id:str}/delete", include_in_schema=False, dependencies=SIGNED_IN)
@@ -85,11 +86,11 @@ async def delete(request: Request, host: PluginHost, session: WebSession, link_i
 
 async def voucher(request: Request, host: PluginHost, unique_hash: str) -> dict[str, Any]:
     row = await links.link_by_page_key(unique_hash)
-    code, _ = links.lnurl_forms(host.base_url(request), row["unique_hash"])
+    code, _ = links.lnurl_forms(host.base_url(request), unique_hash)
     svg = segno.make(f"lightning:{code}", error="l").svg_inline(scale=5, border=2, omitsize=True)
     return {"row": row, "lnurl": code, "qr": svg,
             "link": {"title": row["title"], "min": int(row["min_withdrawable"]),
-                     "max": int(row["max_withdrawable"]), "unique_hash": row["unique_hash"],
+                     "max": int(row["max_withdrawable"]), "unique_hash": unique_hash,
                      "left": int(row["uses"]) - int(row["used"])}}
 
 

@@ -97,7 +97,8 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).isoformat()
 
 
-def link_json(row: dict[str, Any], lnurl: str, url: str) -> dict[str, Any]:
+def link_json(row: dict[str, Any], unique_hash: str | None, lnurl: str | None,
+              url: str | None) -> dict[str, Any]:
     """LNbits's `WithdrawLink` fields. `k1` is null: every scan gets its own."""
     used, uses = int(row["used"]), int(row["uses"])
     open_ms = int(row["last_used_at"]) + int(row["wait_time"]) * 1000 if int(row["last_used_at"]) else 0
@@ -110,7 +111,7 @@ def link_json(row: dict[str, Any], lnurl: str, url: str) -> dict[str, Any]:
         "uses": uses,
         "wait_time": int(row["wait_time"]),
         "is_unique": bool(row["is_unique"]),
-        "unique_hash": row["unique_hash"],
+        "unique_hash": unique_hash,
         "k1": None,
         "open_time": max(open_ms, int(row["created_at"])) // 1000,
         "used": used,

@@ -28,7 +28,8 @@ class WithdrawLink(Table, tablename="withdraw_link"):
     wait_time = Integer(default=0)
     #: stored for LNbits clients; every use has its own k1 anyway
     is_unique = Boolean(default=False)
-    #: the public part of the LNURL
+    #: sha256 (hex) of the link's secret, the last part of its LNURL; the
+    #: secret itself is derived from the id with the plugin's key (links.py)
     unique_hash = Varchar(length=64, unique=True)
     #: when the last use was taken (0: never)
     last_used_at = BigInt(default=0)
