@@ -85,7 +85,7 @@ class Host:
             self.events, self.hooks.payment_targets, self.webhooks.retry_window_ms(),
             Wakers(webhooks=self.webhooks.outbox.wake, hooks=self.hooks.deliveries.wake),
         )
-        self.key_cache = KeyCache(settings.key_cache_seconds, redis_url=settings.redis_url)
+        self.key_cache = KeyCache(settings.key_cache_seconds)
         self.wallets = WalletService(self.engine, self.key_cache)
         self.payments = PaymentService(settings, self.engine, self.funding, self.hooks,
                                        self.settlement)
@@ -156,7 +156,8 @@ class Host:
         self.spawn(self._listen_for_paid_invoices(), name="fulmen-invoice-stream")
         self.spawn(self._check_pending_invoices(), name="fulmen-invoice-check")
         await self.events.start()
-        await self.key_cache.start()
+        await self.key_cache.start(
+            db.postgres_config(self.settings.database_url) if self.settings.uses_postgres else None)
         self.spawn(self.webhooks.run(), name="fulmen-webhooks")
         self.started = True
         if self.admin_key_created:

@@ -1,14 +1,16 @@
-"""Recently used API keys, kept in memory for a moment.
+"""Recently used API keys, kept in memory (on PostgreSQL).
 
-Every request with an X-Api-Key looks its key up (a database round trip);
-a busy client sends the same key hundreds of times a second. The cache
-keeps `digest -> WalletAuth` for `ttl` seconds. A key stops working when it
-is rotated or its wallet deleted: at once in the process that made the
-change, at once in other processes when Redis is configured (an
-invalidation message; the whole cache is dropped whenever the subscription
-is lost, since messages may have been missed), and otherwise after at most
-`ttl` seconds. Money is never at stake in that window: a debit checks the
-wallet row itself (a deleted wallet cannot spend).
+Every request with an X-Api-Key looks its key up; on PostgreSQL that is a
+network round trip, and a busy client sends the same key hundreds of times
+a second. The cache keeps `digest -> WalletAuth` for up to `ttl` seconds.
+
+A key must stop working at once in every process when it is rotated or its
+wallet deleted. So the change sends `NOTIFY fulmen_keys, '<wallet id>'` in
+its own transaction (PostgreSQL delivers it when that commits), and every
+process LISTENs on a connection of its own and forgets that wallet's keys.
+While that connection is down nothing is cached (and what was is dropped:
+notifications may have been missed). SQLite is left uncached: there a
+lookup is an in-process read costing about as much as the cache would.
 """
 
 from __future__ import annotations
@@ -23,27 +25,19 @@ from .models import WalletAuth
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "fulmen:keys"
+CHANNEL = "fulmen_keys"
 
 
 class KeyCache:
-    def __init__(self, ttl: float, size: int = 10_000, redis_url: str = "") -> None:
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
         self.ttl = ttl
         self.size = size
-        self.redis_url = redis_url
         self._entries: OrderedDict[str, tuple[WalletAuth, float]] = OrderedDict()
-        self._redis: Any = None
-        self._listener: asyncio.Task[None] | None = None
-        # Lookups that started before an invalidation must not store their
+        self._listening = False  # only cache while invalidations can arrive
+        self._task: asyncio.Task[None] | None = None
+        # A lookup that started before an invalidation must not store its
         # (possibly stale) answer after it.
         self._generation = 0
-        # With Redis configured, only cache while subscribed (else an
-        # invalidation could be missed for longer than the TTL).
-        self._listening = not redis_url
-
-    @property
-    def enabled(self) -> bool:
-        return self.ttl > 0
 
     def generation(self) -> int:
         return self._generation
@@ -59,7 +53,7 @@ class KeyCache:
         return auth
 
     def put(self, digest: str, auth: WalletAuth, generation: int) -> None:
-        if not self.enabled or not self._listening or generation != self._generation:
+        if not self._listening or generation != self._generation:
             return
         self._entries[digest] = (auth, time.monotonic() + self.ttl)
         self._entries.move_to_end(digest)
@@ -75,68 +69,57 @@ class KeyCache:
         self._generation += 1
         self._entries.clear()
 
-    async def invalidate(self, wallet_id: str) -> None:
-        """This wallet's keys changed: forget them here and in other processes."""
-        self.drop_wallet(wallet_id)
-        if self._redis is not None:
-            try:
-                await self._redis.publish(CHANNEL, wallet_id)
-            except Exception as exc:  # the others fall back on the TTL
-                log.warning("key cache: could not publish an invalidation (%r)", exc)
+    # --- the LISTEN connection -------------------------------------------------------
 
-    # --- other processes (Redis) -------------------------------------------------
-
-    async def start(self) -> None:
-        if not (self.enabled and self.redis_url):
+    async def start(self, postgres_config: dict[str, Any] | None) -> None:
+        """Listen for invalidations (PostgreSQL only; else stay off)."""
+        if self.ttl <= 0 or postgres_config is None:
             return
-        import redis.asyncio as aioredis
-
-        self._redis = aioredis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
-        subscribed = asyncio.Event()
-        self._listener = asyncio.create_task(self._listen(subscribed), name="fulmen-key-cache")
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(self._listen(postgres_config, ready), name="fulmen-key-cache")
         try:
-            await asyncio.wait_for(subscribed.wait(), 5)
+            await asyncio.wait_for(ready.wait(), 5)
         except TimeoutError:
-            log.warning("key cache: Redis not reachable; entries expire after %.1fs", self.ttl)
+            log.warning("key cache: not listening yet; every key is looked up meanwhile")
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        self._listening = False
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
-    async def _listen(self, subscribed: asyncio.Event) -> None:
-        import redis.asyncio as aioredis
+    async def _listen(self, config: dict[str, Any], ready: asyncio.Event) -> None:
+        import asyncpg
 
         delay = 0.5
         while True:
-            client = aioredis.from_url(self.redis_url, socket_connect_timeout=2)
-            pubsub = client.pubsub()
+            lost = asyncio.Event()
+            connection = None
             try:
-                await pubsub.subscribe(CHANNEL)
-                self.clear()  # whatever was published while not subscribed
+                connection = await asyncpg.connect(**config, timeout=5)
+                connection.add_termination_listener(lambda _, lost=lost: lost.set())
+                await connection.add_listener(CHANNEL, self._notified)
+                self.clear()  # anything sent while not listening
                 self._listening = True
-                subscribed.set()
+                ready.set()
                 delay = 0.5
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                    if message and message.get("type") == "message":
-                        data = message["data"]
-                        self.drop_wallet(data.decode() if isinstance(data, bytes) else str(data))
+                while not lost.is_set():  # and notice a connection that died quietly
+                    try:
+                        await asyncio.wait_for(lost.wait(), 5)
+                    except TimeoutError:
+                        await connection.fetchval("SELECT 1", timeout=5)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                log.warning("key cache: LISTEN failed (%r); retrying in %.1fs", exc, delay)
+            finally:
                 self._listening = False
                 self.clear()
-                log.warning("key cache: Redis subscription lost (%r); retrying in %.1fs", exc, delay)
-            finally:
-                try:
-                    await pubsub.aclose()
-                    await client.aclose()
-                except Exception:
-                    pass
+                if connection is not None and not connection.is_closed():
+                    connection.terminate()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    def _notified(self, _connection: Any, _pid: int, _channel: str, wallet_id: str) -> None:
+        self.drop_wallet(wallet_id)

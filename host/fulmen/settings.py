@@ -115,10 +115,10 @@ class Settings(VaultBackedSettings):
     trusted_proxies: str = ""
 
     reconcile_interval: float = 30.0
-    # Seconds an X-Api-Key lookup is remembered in memory (0 = always ask the
-    # database). Rotation and deletion reach other processes at once with
-    # Redis, else after at most this long. See fulmen/keycache.py.
-    key_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    # PostgreSQL: seconds an X-Api-Key lookup is remembered in memory (0 = always
+    # ask the database). Rotation and deletion reach every process at once
+    # (LISTEN/NOTIFY). See fulmen/keycache.py.
+    key_cache_seconds: float = Field(default=10.0, ge=0, le=300)
     # Seconds between checks of pending incoming invoices with the funding source.
     invoice_check_interval: float = 60.0
     log_level: str = "INFO"

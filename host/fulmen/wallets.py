@@ -6,8 +6,9 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
-from .db import now_ms, query, transaction
+from .db import is_postgres, now_ms, query, transaction
 from .errors import Conflict, Forbidden, NotFound, Unauthorized
+from .keycache import CHANNEL as KEY_CHANNEL
 from .keycache import KeyCache
 from .keys import key_hash, new_id, new_key
 from .models import KEY_KINDS, Wallet, WalletAuth
@@ -16,7 +17,7 @@ from .models import KEY_KINDS, Wallet, WalletAuth
 class WalletService:
     def __init__(self, engine: Engine, key_cache: KeyCache | None = None) -> None:
         self.engine = engine
-        self.key_cache = key_cache or KeyCache(ttl=0)
+        self.key_cache = key_cache or KeyCache(ttl=0)  # off unless the host starts one
 
     # --- authentication -------------------------------------------------------
 
@@ -106,7 +107,8 @@ class WalletService:
         async with transaction(self.engine):
             await query("DELETE FROM fulmen_api_key WHERE wallet_id = {}", wallet_id)
             keys = await self._issue_keys(wallet_id)
-        await self.key_cache.invalidate(wallet_id)
+            await self._keys_changed(wallet_id)
+        self.key_cache.drop_wallet(wallet_id)
         wallet = await self.get(wallet_id)
         wallet.keys = keys
         return wallet
@@ -167,7 +169,14 @@ class WalletService:
                 wallet_id,
             )
             await query("DELETE FROM fulmen_api_key WHERE wallet_id = {}", wallet_id)
-        await self.key_cache.invalidate(wallet_id)
+            await self._keys_changed(wallet_id)
+        self.key_cache.drop_wallet(wallet_id)
+
+    @staticmethod
+    async def _keys_changed(wallet_id: str) -> None:
+        """Tell every process's key cache, when this transaction commits."""
+        if is_postgres():
+            await query("SELECT pg_notify({}, {})", KEY_CHANNEL, wallet_id)
 
     def check_owner(self, wallet: Wallet, account_id: str) -> None:
         if wallet.account_id != account_id:
