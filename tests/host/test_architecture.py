@@ -110,7 +110,13 @@ async def test_a_job_of_a_stopped_plugin_waits_for_it(fulmen):
     await jobber.host.jobs.enqueue("note", {"n": 3})
     await fulmen.host.jobs.outbox.deliver_due()
     assert jobber.done == []
-    [row] = await query("SELECT status, attempts FROM fulmen_job")
+    # The host's own worker (woken by the enqueue) may hold the claim right
+    # now: wait for it to hand the job back.
+    for _ in range(200):
+        [row] = await query("SELECT status, attempts, locked_until FROM fulmen_job")
+        if int(row["locked_until"]) == 0:
+            break
+        await asyncio.sleep(0.01)
     assert (row["status"], row["attempts"]) == ("pending", 0)  # handed back, not counted
     await fulmen.host.set_plugin_enabled("jobber", True)
     await wait_for(lambda: jobber.done)
