@@ -45,6 +45,11 @@ CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 BUSY_TIMEOUT_MS = 30_000
 
 
+# Statements that certainly write go straight to the writer; anything else is
+# tried on the read-only reader first (a write there fails at once, unrun).
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
 class _Result:
     """What Piccolo reads from `async with connection.execute(...) as cursor`."""
 
@@ -238,23 +243,24 @@ class EmbeddedSQLiteEngine(SQLiteEngine):
         """A statement outside a transaction: on the reader if it only reads,
         else as a transaction of its own on the writer."""
         args = args or ()
-        sync = self._sync
-        if sync.synced < sync.committed:
-            # Show nothing that is not yet on disk: what this process
-            # committed before this read is acknowledged to nobody until its
-            # fsync, so a reader must not act on it earlier either.
-            await sync.wait(sync.committed)
-        reader = self._reader
-        self._read_started = time.perf_counter()
-        try:
-            return self._run(reader, query, args).rows
-        except sqlite3.OperationalError as error:
-            code = _code(error)
-            if code in (sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY):
-                # a slow read, or a rare wait on another process: in a thread
-                return await asyncio.to_thread(self._read_in_thread, query, args)
-            if code != sqlite3.SQLITE_READONLY:
-                raise
+        if not query.lstrip()[:7].upper().startswith(_WRITES):
+            sync = self._sync
+            if sync.synced < sync.committed:
+                # Show nothing that is not yet on disk: what this process
+                # committed before this read is acknowledged to nobody until
+                # its fsync, so a reader must not act on it earlier either.
+                await sync.wait(sync.committed)
+            reader = self._reader
+            self._read_started = time.perf_counter()
+            try:
+                return self._run(reader, query, args).rows
+            except sqlite3.OperationalError as error:
+                code = _code(error)
+                if code in (sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY):
+                    # a slow read, or a rare wait on another process: in a thread
+                    return await asyncio.to_thread(self._read_in_thread, query, args)
+                if code != sqlite3.SQLITE_READONLY:
+                    raise
         transaction = await self.get_connection()
         await transaction.execute("BEGIN IMMEDIATE")
         try:
