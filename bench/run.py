@@ -56,6 +56,7 @@ FULL = {
     "soak_seconds": 150,
     "profile_payments": 1500,
     "scale_n": 1000,
+    "hot": 2000,
     "cap": 30,
 }
 QUICK = {
@@ -73,6 +74,7 @@ QUICK = {
     "soak_seconds": 60,
     "profile_payments": 600,
     "scale_n": 400,
+    "hot": 600,
     "cap": 15,
 }
 
@@ -778,7 +780,7 @@ def main() -> int:
         "--skip",
         default="",
         help="comma-separated sections to leave out: "
-        "health,history,events,contention,scale,profile,soak,audit",
+        "health,hot,history,events,contention,scale,profile,soak,audit",
     )
     ap.add_argument("--no-pgbench", action="store_true")
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -994,6 +996,33 @@ def main() -> int:
                     str(len(urls)): record(alln, alln.name),
                 }
             report["scale_out"] = scale
+
+        # 4c. a hot wallet: every payer pays the same wallet (a shop)
+        if "hot" not in skip:
+            shop = api.account("hot wallet shop")
+            inv = make_invoices(urls, [shop], sizes["hot"], 1, "hot", clients)
+            log(f"hot wallet: payments c32 x {len(inv)}, all to one wallet")
+            before_msat = api.balance_msat(shop)
+            sampler = PgWaitSampler(db_url) if db_url.startswith("postgres") else None
+            if sampler:
+                sampler.__enter__()
+            try:
+                hot = load(
+                    "hot wallet c32",
+                    pay_requests(urls, payers, inv),
+                    32,
+                    clients,
+                    ok_status=(201,),
+                    max_seconds=sizes["cap"],
+                )
+            finally:
+                if sampler:
+                    sampler.__exit__()
+                    report["pg_sessions_during_hot_wallet"] = sampler.summary()
+            record(hot)
+            credited = api.balance_msat(shop) - before_msat
+            report["hot_wallet_credited_ok"] = credited == hot.ok * 1000
+            mem("after hot wallet")
 
         # 5. history page on a wallet with 100k payments
         if "history" not in skip:
