@@ -25,6 +25,21 @@ async def engine(tmp_path):
     await engine.close()
 
 
+@pytest.fixture
+def held_flush(monkeypatch) -> threading.Event:
+    """The WAL flush waits until the returned event is set (a slow disk)."""
+    gate = threading.Event()
+    real_flush = sqlite_engine.flush_file
+
+    def flush(fd):
+        gate.wait(5)
+        real_flush(fd)
+
+    monkeypatch.setattr(sqlite_engine, "flush_file", flush)
+    yield gate
+    gate.set()
+
+
 async def insert(engine, value: int) -> None:
     async with engine.transaction(transaction_type=TransactionType.immediate):
         await engine.run_querystring(_qs("INSERT INTO t (v) VALUES ({})", value))
@@ -87,15 +102,8 @@ async def test_commit_waits_for_an_fsync_that_started_after_it(engine, monkeypat
     assert engine._sync.synced == engine._sync.committed
 
 
-async def test_a_commit_is_not_acknowledged_before_its_fsync(engine, monkeypatch):
-    gate = threading.Event()
-    real_fsync = sqlite_engine.flush_file
-
-    def fsync(fd):
-        gate.wait(5)
-        real_fsync(fd)
-
-    monkeypatch.setattr(sqlite_engine, "flush_file", fsync)
+async def test_a_commit_is_not_acknowledged_before_its_fsync(engine, held_flush):
+    gate = held_flush
     task = asyncio.ensure_future(insert(engine, 1))
     await asyncio.sleep(0.05)
     assert not task.done()  # committed, but not yet on disk
@@ -170,15 +178,8 @@ async def test_the_wal_is_checkpointed_off_the_loop(engine, monkeypatch):
     assert rows[0]["n"] == 300
 
 
-async def test_a_read_waits_for_the_fsync_of_earlier_commits(engine, monkeypatch):
-    gate = threading.Event()
-    real_fsync = sqlite_engine.flush_file
-
-    def fsync(fd):
-        gate.wait(5)
-        real_fsync(fd)
-
-    monkeypatch.setattr(sqlite_engine, "flush_file", fsync)
+async def test_a_read_waits_for_the_fsync_of_earlier_commits(engine, held_flush):
+    gate = held_flush
     writer = asyncio.ensure_future(insert(engine, 1))
     await asyncio.sleep(0.05)  # committed, waiting for its fsync
     read = asyncio.ensure_future(engine.run_querystring(_qs("SELECT count(*) AS n FROM t")))
