@@ -65,3 +65,15 @@ def test_bech32_steps_match_the_reference_package():
         words = [rng.randrange(32) for _ in range(n)]
         assert ours._bytes(words) == bytes(convertbits(words, 5, 8, True) or [])
         assert ours.bech32_encode("lnbcrt10u", words) == reference_encode("lnbcrt10u", words)
+
+
+@pytest.mark.parametrize("memo", ["", "coffee", "m" * 639])
+def test_the_payment_secret_reads_back(memo):
+    from fulmen.funding.bolt11_encode import read_payment_secret
+
+    secret = secrets.token_bytes(32)
+    text = encode_invoice(KEY, "bcrt", 1000, 1_790_000_000, b"\x01" * 32, secret, memo, None, 600)
+    assert read_payment_secret(text) == secret
+    assert read_payment_secret(text.upper()) == secret
+    assert read_payment_secret(text[:90]) is None  # cut inside the secret
+    assert read_payment_secret("lnbc1notbech32!") is None

@@ -42,6 +42,30 @@ def bech32_encode(hrp: str, data: list[int]) -> str:
     return hrp + "1" + "".join(CHARSET[d] for d in data + checksum)
 
 
+_VALUES = {c: i for i, c in enumerate(CHARSET)}
+_SIGNATURE_WORDS = 104  # 65 bytes in 5-bit words, before the 6-word checksum
+
+
+def read_payment_secret(bolt11: str) -> bytes | None:
+    """The payment secret (`s` field) of an invoice in the layout above, read
+    without checking checksum or signature (the caller checks what it derives
+    from it)."""
+    text = bolt11.strip().lower()
+    try:
+        words = [_VALUES[c] for c in text[text.rfind("1") + 1:-6]]
+    except KeyError:
+        return None
+    i, end = 7, len(words) - _SIGNATURE_WORDS  # after the 35-bit timestamp
+    while i + 3 <= end:
+        kind, length = words[i], words[i + 1] * 32 + words[i + 2]
+        if i + 3 + length > end:
+            return None
+        if kind == PAYMENT_SECRET and length == 52:  # 256 bits and 4 of padding
+            return _bytes(words[i + 3:i + 55])[:32]
+        i += 3 + length
+    return None
+
+
 def _words(data: bytes) -> list[int]:
     """Bytes as 5-bit words, zero-padded at the end."""
     count = (len(data) * 8 + 4) // 5

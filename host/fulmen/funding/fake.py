@@ -22,14 +22,11 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from bech32 import CHARSET, convertbits
 from coincurve import PrivateKey
 
 from ..secret_files import read_or_create_secret
 from .base import CreatedInvoice, FundingError, NodeStatus, PaymentState, PaymentStatus
-from .bolt11_encode import PAYMENT_SECRET, encode_invoice
-
-_SIGNATURE_WORDS = 104  # 65 bytes in 5-bit words, before the 6-word checksum
+from .bolt11_encode import encode_invoice, read_payment_secret
 
 
 def load_or_create_node_key(data_dir: Path, configured: str = "") -> str:
@@ -37,25 +34,6 @@ def load_or_create_node_key(data_dir: Path, configured: str = "") -> str:
     if configured:
         return configured
     return read_or_create_secret(data_dir / "node_key", lambda: secrets.token_hex(32))[0]
-
-
-def payment_secret(bolt11: str) -> bytes | None:
-    """The payment secret (`s` field) of an invoice, read without checking
-    checksum or signature (the caller checks what it derives from it)."""
-    text = bolt11.strip().lower()
-    sep = text.rfind("1")
-    try:
-        words = [CHARSET.index(c) for c in text[sep + 1:-6]]
-    except ValueError:
-        return None
-    i, end = 7, len(words) - _SIGNATURE_WORDS  # after the 35-bit timestamp
-    while i + 3 <= end:
-        kind, length = words[i], words[i + 1] * 32 + words[i + 2]
-        if kind == PAYMENT_SECRET and length == 52:
-            data = convertbits(words[i + 3:i + 55], 5, 8, False)
-            return bytes(data) if data and len(data) == 32 else None
-        i += 3 + length
-    return None
 
 
 class FakeWallet:
@@ -99,7 +77,7 @@ class FakeWallet:
 
     def preimage_of(self, bolt11: str, payment_hash: str) -> str | None:
         """The preimage of an invoice this FakeWallet made (None for any other)."""
-        secret = payment_secret(bolt11)
+        secret = read_payment_secret(bolt11)
         if secret is None:
             return None
         preimage = self._preimage(secret)
