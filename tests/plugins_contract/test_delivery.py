@@ -63,10 +63,12 @@ async def test_a_dead_claim_is_taken_over_after_its_lease(fulmen_db):
     try:
         await paid_invoice(fulmen_db)
         await fulmen_db.host.payments.drain()
+        # Claimed before the real delivery is back: the host's own worker,
+        # woken by the payment, must find the row leased, not free.
+        lease_end = now_ms() + 400
+        await query("UPDATE fulmen_hook_delivery SET locked_until = {}, attempts = 1", lease_end)
     finally:
         outbox.deliver_due = real
-    lease_end = now_ms() + 400
-    await query("UPDATE fulmen_hook_delivery SET locked_until = {}, attempts = 1", lease_end)
     assert await fulmen_db.host.hooks.deliver_due() == 0  # still claimed
     assert got == []
     await asyncio.sleep(0.5)
