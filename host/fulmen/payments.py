@@ -24,7 +24,9 @@ The rules every path follows:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -48,6 +50,10 @@ from .settlement import Recorded, Settlement
 log = logging.getLogger(__name__)
 
 PAYMENT_COLUMNS = "*"
+#: an invoice this host issued, found by the hash of its text; on PostgreSQL
+#: with its row version, so a one-statement payment claims only what was read
+_OWN_INVOICE = "SELECT * FROM fulmen_payment WHERE bolt11_hash = {} AND NOT out"
+_OWN_INVOICE_PG = _OWN_INVOICE.replace("*", "*, xmin::text AS row_version", 1)
 #: Pending incoming invoices are still checked this long after they expired.
 INVOICE_GRACE_MS = 3_600_000
 
@@ -71,6 +77,14 @@ BALANCE_CEILING_MESSAGE = (
 def is_balance_ceiling_violation(exc: BaseException) -> bool:
     """The database refused a balance above the ceiling (its CHECK or trigger)."""
     return "fulmen_wallet_balance_max" in str(exc)
+
+
+def _unpayable_reason(invoice: Payment) -> str:
+    if invoice.status == "success":
+        return "Invoice is already paid"
+    if invoice.expires_at <= now_ms():
+        return "Invoice has expired"
+    return f"Invoice cannot be paid (it is {invoice.status})"
 
 
 def _in_lock_order(payer: str, payee: str, amount: int) -> list[tuple[str, int]]:
@@ -231,7 +245,7 @@ class PaymentService:
         """Facts about the invoice, and its incoming row if this host issued it.
         Our own invoices are found by hash of their text, without decoding."""
         rows = await query(
-            "SELECT * FROM fulmen_payment WHERE bolt11_hash = {} AND NOT out", sha256_hex(bolt11.lower())
+            _OWN_INVOICE_PG if is_postgres() else _OWN_INVOICE, sha256_hex(bolt11.lower())
         )
         if rows:
             row = rows[0]
@@ -305,39 +319,56 @@ class PaymentService:
         lock_order = _in_lock_order(
             wallet.wallet_id, invoice_row["wallet_id"], int(invoice_row["amount_msat"])
         )
-        async with transaction(self.engine):
-            rows = await internal_payment.settle(
-                wallet, invoice_row, extra, idempotency_key, now, lock_order, hook_targets, predicted
+        settle = functools.partial(
+            internal_payment.settle, wallet, invoice_row, extra, idempotency_key, now, lock_order,
+            hook_targets, predicted,
+        )
+        try:
+            # The common case, no webhook to record: the statement alone.
+            if not invoice_row.get("webhook"):
+                with contextlib.suppress(internal_payment.HasWebhooks):
+                    rows = await settle(alone=True)
+                    recorded = await self._statement_recorded(invoice_row["id"], rows, predicted, now)
+                    self.settlement.after_commit(*recorded)
+                    return recorded[1].payment
+            async with transaction(self.engine):
+                rows = await settle(alone=False)
+                recorded = await self._statement_recorded(invoice_row["id"], rows, predicted, now)
+                for item in recorded:
+                    # The webhook deliveries need the event's id, so they follow here.
+                    assert item.event is not None
+                    item.webhook_rows = await self.settlement.record_webhooks(item.event, item.payment)
+        except internal_payment.Refused:
+            live = await query(
+                "SELECT id FROM fulmen_wallet WHERE id IN ({}, {}) AND NOT deleted",
+                wallet.wallet_id, invoice_row["wallet_id"],
             )
-            by_side = {bool(r["out"]): r for r in rows}
-            if False not in by_side:
-                raise BadRequest(await self._why_unpayable(int(invoice_row["id"])))
-            if True not in by_side:
-                live = await query(
-                    "SELECT id FROM fulmen_wallet WHERE id IN ({}, {}) AND NOT deleted",
-                    wallet.wallet_id, invoice_row["wallet_id"],
-                )
-                if len(live) < 2:
-                    raise NotFound("Wallet not found.")
-                raise InsufficientBalance("Insufficient balance.")
-            incoming, outgoing = Payment.from_row(by_side[False]), Payment.from_row(by_side[True])
-            written = (incoming.to_lnbits(), outgoing.to_lnbits())
-            if written != predicted:
-                raise internal_payment.Mismatch()
-            recorded = []
-            for payment, payment_data in zip((incoming, outgoing), written):
-                row = by_side[payment.out]
-                data = {"wallet_balance": int(row["wallet_balance_msat"]) // 1000, "payment": payment_data}
-                event = Event(int(row["event_id"]), payment.wallet_id, int(row["event_seq"]),
-                              "payment.sent" if payment.out else "payment.received", payment.id,
-                              payment.payment_hash, data, now,
-                              wallet_webhooks=int(row["wallet_webhooks"]))
-                # The statement wrote the event and the hook deliveries; the
-                # webhook deliveries need the event's id, so they follow here.
-                webhook_rows = await self.settlement.record_webhooks(event, payment)
-                recorded.append(Recorded(payment, event, webhook_rows, int(row["deliveries"])))
+            if len(live) < 2:
+                raise NotFound("Wallet not found.") from None
+            raise InsufficientBalance("Insufficient balance.") from None
         self.settlement.after_commit(*recorded)
-        return outgoing
+        return recorded[1].payment
+
+    async def _statement_recorded(
+        self, invoice_id: int, rows: list[dict[str, Any]], predicted: tuple[dict, dict], now: int
+    ) -> list[Recorded]:
+        """The incoming and outgoing payment the statement wrote, with their
+        events (the statement wrote the hook deliveries too)."""
+        by_side = {bool(r["out"]): r for r in rows}
+        if len(by_side) < 2:  # nothing claimed: not payable, or the row changed since read
+            current = await self.get_by_id(invoice_id)
+            if current.status == "pending" and current.expires_at > now_ms():
+                raise internal_payment.Mismatch()
+            raise BadRequest(_unpayable_reason(current))
+        recorded = []
+        for payment_data, row in zip(predicted, (by_side[False], by_side[True])):
+            payment = Payment.from_row(row)
+            data = {"wallet_balance": int(row["wallet_balance_msat"]) // 1000, "payment": payment_data}
+            event = Event(int(row["event_id"]), payment.wallet_id, int(row["event_seq"]),
+                          "payment.sent" if payment.out else "payment.received", payment.id,
+                          payment.payment_hash, data, now, wallet_webhooks=int(row["wallet_webhooks"]))
+            recorded.append(Recorded(payment, event, 0, int(row["deliveries"])))
+        return recorded
 
     async def _settle_internal_step_by_step(
         self, wallet: WalletAuth, invoice_row: dict, extra: dict, idempotency_key: str | None
@@ -352,7 +383,7 @@ class PaymentService:
             invoice_row.get("preimage"), now, invoice_row["id"], now,
         )
         if not claimed:
-            raise BadRequest(await self._why_unpayable(int(invoice_row["id"])))
+            raise BadRequest(_unpayable_reason(await self.get_by_id(int(invoice_row["id"]))))
         incoming = Payment.from_row(claimed[0])
         for wallet_id, delta in _in_lock_order(wallet.wallet_id, incoming.wallet_id, amount):
             await self._change_balance(wallet_id, delta)
@@ -367,14 +398,6 @@ class PaymentService:
             wallet.wallet_id, -amount, outgoing.id, now, incoming.wallet_id, amount, incoming.id, now,
         )
         return incoming, outgoing
-
-    async def _why_unpayable(self, payment_id: int) -> str:
-        current = await self.get_by_id(payment_id)
-        if current.status == "success":
-            return "Invoice is already paid"
-        if current.expires_at <= now_ms():
-            return "Invoice has expired"
-        return f"Invoice cannot be paid (it is {current.status})"
 
     async def _pay_external(
         self, wallet: WalletAuth, invoice: InvoiceInfo, extra: dict, idempotency_key: str | None
