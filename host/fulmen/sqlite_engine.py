@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 SLOW_READ_SECONDS = 0.002
 CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+#: SQLite reuses the WAL file from the top after a checkpoint without
+#: shrinking it, so once the file has reached CHECKPOINT_WAL_BYTES its size
+#: no longer tells how much it holds: checkpoints then run at most this often.
+CHECKPOINT_INTERVAL_S = 0.1
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -305,6 +309,8 @@ class _WalSync:
         self._round: asyncio.Future[None] | None = None
         self._dir_synced = False
         self._checkpointer: sqlite3.Connection | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._last_checkpoint = float("-inf")
 
     def note_commit(self) -> int:
         self.committed += 1
@@ -318,27 +324,44 @@ class _WalSync:
 
     async def _sync_round(self, upto: int) -> None:
         try:
-            await asyncio.to_thread(self._fsync_and_checkpoint)
+            wal_bytes = await asyncio.to_thread(self._fsync)
             self.synced = max(self.synced, upto)
         finally:
             self._round = None
+        self._maybe_checkpoint(wal_bytes)
 
-    def _fsync_and_checkpoint(self) -> None:
+    def _fsync(self) -> int:
+        """fsync the WAL (and its directory entry, once); returns its size."""
         fd = os.open(self.wal, os.O_RDONLY)
         try:
             flush_file(fd)
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
-        if not self._dir_synced:  # the WAL's directory entry, once
+        if not self._dir_synced:
             fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
             self._dir_synced = True
-        if size >= CHECKPOINT_WAL_BYTES:
-            self._checkpoint()
+        return size
+
+    def _maybe_checkpoint(self, wal_bytes: int) -> None:
+        """A checkpoint in a thread of its own, so the next fsync round (and
+        the commits waiting for it) never waits behind one."""
+        now = time.monotonic()
+        if (wal_bytes < CHECKPOINT_WAL_BYTES or self._checkpointing is not None
+                or now - self._last_checkpoint < CHECKPOINT_INTERVAL_S):
+            return
+        self._last_checkpoint = now
+        self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+        self._checkpointing.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, task: asyncio.Future[None]) -> None:
+        self._checkpointing = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("WAL checkpoint failed: %r", task.exception())
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database; PASSIVE never waits for (or

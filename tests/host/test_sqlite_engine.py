@@ -168,6 +168,7 @@ async def test_waiting_for_another_process_does_not_block_the_loop(engine):
 
 async def test_the_wal_is_checkpointed_off_the_loop(engine, monkeypatch):
     monkeypatch.setattr(sqlite_engine, "CHECKPOINT_WAL_BYTES", 64 * 1024)
+    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_INTERVAL_S", 0)
     for i in range(300):
         await insert(engine, i)
     wal = os.path.getsize(f"{engine.path}-wal")
@@ -176,6 +177,29 @@ async def test_the_wal_is_checkpointed_off_the_loop(engine, monkeypatch):
     assert wal < 300 * 4096
     rows = await engine.run_querystring(_qs("SELECT count(*) AS n FROM t"))
     assert rows[0]["n"] == 300
+
+
+async def test_a_grown_wal_file_is_not_checkpointed_at_every_fsync(engine, monkeypatch):
+    """SQLite reuses the WAL file from the top without shrinking it, so its
+    size stays past the threshold after the first checkpoint: checkpoints
+    (each with fsyncs of its own) then follow the interval, not every commit."""
+    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_WAL_BYTES", 64 * 1024)
+    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_INTERVAL_S", 3600)
+    checkpoints = []
+    real = sqlite_engine._WalSync._checkpoint
+
+    def counted(self):
+        checkpoints.append(os.path.getsize(f"{engine.path}-wal"))
+        real(self)
+
+    monkeypatch.setattr(sqlite_engine._WalSync, "_checkpoint", counted)
+    for i in range(200):
+        await insert(engine, i)
+    await asyncio.sleep(0.1)  # a checkpoint thread still running
+    assert len(checkpoints) == 1 and checkpoints[0] >= 64 * 1024
+    assert os.path.getsize(f"{engine.path}-wal") >= 64 * 1024  # kept its size
+    rows = await engine.run_querystring(_qs("SELECT count(*) AS n FROM t"))
+    assert rows[0]["n"] == 200
 
 
 async def test_a_read_waits_for_the_fsync_of_earlier_commits(engine, held_flush):
