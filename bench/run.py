@@ -33,7 +33,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from cpu import postmaster_pid, tree_cpu_s  # noqa: E402
+from cpu import cpu_snapshot, cpu_used, database_name, postmaster_pid  # noqa: E402
 from loadgen import LoadResult, Req, cpu_count, engine_name, run_load  # noqa: E402
 from seed import seed_history, seed_invoices  # noqa: E402
 
@@ -626,23 +626,25 @@ def profile_under_load(pid: int, seconds: int, run) -> dict[str, Any]:
 
 SERVER_PIDS: list[int] = []
 # The PostgreSQL postmaster, when on this machine: its CPU and its children's
-# is the database's. "in server" for SQLite (the engine runs in the server
-# process), None when not measured (a remote database).
+# is the database's (client backends of other databases left out). "in
+# server" for SQLite (the engine runs in the server process), None when not
+# measured (a remote database).
 DB_PID: list[int | str | None] = [None]
+DB_NAME: list[str | None] = [None]
 
 
 def load(*args: Any, **kwargs: Any) -> LoadResult:
     """`run_load`, plus the CPU the server processes and PostgreSQL used meanwhile."""
     db = DB_PID[0]
     before = [proc_cpu_s(p) for p in SERVER_PIDS]
-    db_before = tree_cpu_s(db) if isinstance(db, int) else None
+    db_before = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
     res = run_load(*args, **kwargs)
-    db_after = tree_cpu_s(db) if isinstance(db, int) else None
+    db_after = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
     after = [proc_cpu_s(p) for p in SERVER_PIDS]
     used = [b - a for a, b in zip(before, after) if a is not None and b is not None]
     res.server_cpu_s = sum(used) if used else None  # type: ignore[attr-defined]
     res.db_cpu_s = (  # type: ignore[attr-defined]
-        db_after - db_before if db_before is not None and db_after is not None else db
+        cpu_used(db_before, db_after) if isinstance(db, int) else db
     )
     return res
 
@@ -834,6 +836,7 @@ def main() -> int:
         urls, pids, db_url = [u.rstrip("/") for u in args.url], args.pid or [], args.database_url
         SERVER_PIDS[:] = pids
         DB_PID[0] = postmaster_pid(db_url) if db_url.startswith("postgres") else None
+        DB_NAME[0] = database_name(db_url)
         report["target"] = {"urls": urls, "external": True}
     else:
         cluster = Cluster(args.db, args.processes, workdir, args.redis_url, args.plugins)
@@ -844,6 +847,7 @@ def main() -> int:
         urls, pids, db_url = cluster.urls, cluster.pids, cluster.db_url
         SERVER_PIDS[:] = pids
         DB_PID[0] = postmaster_pid(db_url) if args.db == "postgres" else "in server"
+        DB_NAME[0] = database_name(db_url)
         report["target"] = {
             "urls": urls,
             "processes": args.processes,
@@ -855,7 +859,8 @@ def main() -> int:
         database_version(db_url) if db_url else "unknown (--url without --database-url)"
     )
     report["db_cpu"] = (
-        {"postmaster_pid": DB_PID[0], "measured": "postmaster and all its children, /proc"}
+        {"postmaster_pid": DB_PID[0], "measured": "/proc: the postmaster, its auxiliary processes and "
+            "this database's backends"}
         if isinstance(DB_PID[0], int)
         else {"measured": "in server (SQLite runs in the server process)"}
         if DB_PID[0] == "in server"
