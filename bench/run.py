@@ -33,7 +33,14 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from cpu import cpu_snapshot, cpu_used, database_name, postmaster_pid  # noqa: E402
+from cpu import (  # noqa: E402
+    busy_cores,
+    core_times,
+    cpu_snapshot,
+    cpu_used,
+    database_name,
+    postmaster_pid,
+)
 from loadgen import LoadResult, Req, cpu_count, engine_name, run_load  # noqa: E402
 from seed import seed_history, seed_invoices  # noqa: E402
 
@@ -638,13 +645,23 @@ def load(*args: Any, **kwargs: Any) -> LoadResult:
     db = DB_PID[0]
     before = [proc_cpu_s(p) for p in SERVER_PIDS]
     db_before = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
+    cores_before, t0 = core_times(), time.perf_counter()
     res = run_load(*args, **kwargs)
+    cores_after, wall = core_times(), time.perf_counter() - t0
     db_after = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
     after = [proc_cpu_s(p) for p in SERVER_PIDS]
     used = [b - a for a, b in zip(before, after) if a is not None and b is not None]
     res.server_cpu_s = sum(used) if used else None  # type: ignore[attr-defined]
     res.db_cpu_s = (  # type: ignore[attr-defined]
         cpu_used(db_before, db_after) if isinstance(db, int) else db
+    )
+    # how busy the whole machine was meanwhile (/proc/stat), to tell other work
+    # on it from ours: busy cores minus server, database and client CPU / time
+    busy = busy_cores(cores_before, cores_after, set(cores_after))
+    sides = (res.server_cpu_s, res.db_cpu_s, res.client_cpu_s)  # type: ignore[attr-defined]
+    ours = sum(x for x in sides if isinstance(x, float))
+    res.other_work_cores = (  # type: ignore[attr-defined]
+        None if busy is None or not wall else round(max(0.0, busy - ours / wall), 2)
     )
     return res
 
@@ -884,13 +901,15 @@ def main() -> int:
                 round(100 * cpu / res.elapsed_s, 1) if res.elapsed_s else None
             )
         s["db_cpu_ms_per_request"] = db_cpu_per_request(res)
+        s["other_work_cores"] = getattr(res, "other_work_cores", None)
         w[key or res.name] = s
         log(
             f"{res.name}: {s['ok']} ok, {s['errors']} errors, {s['throughput_per_s']}/s, "
             f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, client CPU {s['client_cpu_pct_of_core']}% of a core, "
             f"server CPU {s.get('server_cpu_ms_per_request')} ms/request, "
             f"database CPU {s['db_cpu_ms_per_request'] or 'not measured'}"
-            f"{' ms/request' if isinstance(s['db_cpu_ms_per_request'], float) else ''}"
+            f"{' ms/request' if isinstance(s['db_cpu_ms_per_request'], float) else ''}, "
+            f"other work on the machine {s['other_work_cores']} cores"
         )
         return s
 
