@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402
 from cpu import (  # noqa: E402
     busy_cores,
-    core_times,
     database_name,
     pin,
     postgres_pids,
@@ -97,9 +96,9 @@ def predict(
 def measure(name: str, requests: list, groups: dict[str, set[int]], cap: float) -> dict[str, Any]:
     """A c32 load, its per-payment CPU, and how busy each set of cores was with
     other work on the machine meanwhile (busy time from /proc/stat minus ours)."""
-    t0, ct0 = time.perf_counter(), core_times()
     res = run.load(name, requests, 32, 1, ok_status=(201,), max_seconds=cap)
-    ct1, wall = core_times(), time.perf_counter() - t0
+    (ct0, t0), (ct1, t1) = res.probes
+    wall = t1 - t0
     out = per_payment(res)
     other: dict[str, float | None] = {}
     for cores in {frozenset(c) for c in groups.values()}:

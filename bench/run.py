@@ -645,9 +645,7 @@ def load(*args: Any, **kwargs: Any) -> LoadResult:
     db = DB_PID[0]
     before = [proc_cpu_s(p) for p in SERVER_PIDS]
     db_before = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
-    cores_before, t0 = core_times(), time.perf_counter()
-    res = run_load(*args, **kwargs)
-    cores_after, wall = core_times(), time.perf_counter() - t0
+    res = run_load(*args, probe=lambda: (core_times(), time.perf_counter()), **kwargs)
     db_after = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
     after = [proc_cpu_s(p) for p in SERVER_PIDS]
     used = [b - a for a, b in zip(before, after) if a is not None and b is not None]
@@ -655,14 +653,17 @@ def load(*args: Any, **kwargs: Any) -> LoadResult:
     res.db_cpu_s = (  # type: ignore[attr-defined]
         cpu_used(db_before, db_after) if isinstance(db, int) else db
     )
-    # how busy the whole machine was meanwhile (/proc/stat), to tell other work
-    # on it from ours: busy cores minus server, database and client CPU / time
-    busy = busy_cores(cores_before, cores_after, set(cores_after))
-    sides = (res.server_cpu_s, res.db_cpu_s, res.client_cpu_s)  # type: ignore[attr-defined]
-    ours = sum(x for x in sides if isinstance(x, float))
-    res.other_work_cores = (  # type: ignore[attr-defined]
-        None if busy is None or not wall else round(max(0.0, busy - ours / wall), 2)
-    )
+    # how busy the whole machine was while the clients sent (/proc/stat), to
+    # tell other work on it from ours: busy cores minus server, database and
+    # client CPU per second (theirs include the clients' start, a little)
+    res.other_work_cores = None  # type: ignore[attr-defined]
+    if len(res.probes) == 2:
+        (cores_before, t0), (cores_after, t1) = res.probes
+        busy = busy_cores(cores_before, cores_after, set(cores_after))
+        sides = (res.server_cpu_s, res.db_cpu_s, res.client_cpu_s)  # type: ignore[attr-defined]
+        ours = sum(x for x in sides if isinstance(x, float))
+        if busy is not None and t1 > t0:
+            res.other_work_cores = round(max(0.0, busy - ours / (t1 - t0)), 2)  # type: ignore[attr-defined]
     return res
 
 
