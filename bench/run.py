@@ -645,7 +645,8 @@ def load(*args: Any, **kwargs: Any) -> LoadResult:
     db = DB_PID[0]
     before = [proc_cpu_s(p) for p in SERVER_PIDS]
     db_before = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
-    res = run_load(*args, probe=lambda: (core_times(), time.perf_counter()), **kwargs)
+    kwargs["probe"] = lambda: (core_times(), time.perf_counter())
+    res = run_load(*args, **kwargs)
     db_after = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
     after = [proc_cpu_s(p) for p in SERVER_PIDS]
     used = [b - a for a, b in zip(before, after) if a is not None and b is not None]
