@@ -19,6 +19,7 @@ import os
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +56,7 @@ class LoadResult:
     client_processes: int
     engine: str
     responses: list[Any] = field(default_factory=list, repr=False)
+    probes: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def throughput(self) -> float:
@@ -217,12 +219,15 @@ def run_load(
     keep_bodies: bool = False,
     ok_status: tuple[int, ...] = (200, 201),
     max_seconds: float | None = None,
+    probe: Callable[[], Any] | None = None,
 ) -> LoadResult:
     """Send every request once, `concurrency` in flight in total, spread over
     up to `processes` client processes. Responses are returned in request order
     when `keep_bodies` (parsed JSON where possible). With `max_seconds`, no
     request starts after that time; requests not sent are left out (`unsent`)
-    and their responses are None."""
+    and their responses are None. `probe` is called when the clients start
+    sending and again when they are done (results in `probes`), e.g. to read
+    the machine's CPU counters over just that time."""
     processes = max(1, min(processes, concurrency, len(requests)))
     encoded = [r.encoded() for r in requests]
     # Request i goes to process i % processes; concurrency split as evenly as possible.
@@ -233,11 +238,18 @@ def run_load(
     ]
     start_at = time.time() + 0.5 + 0.05 * processes
     ctx = mp.get_context("fork")
+    probes: list[Any] = []
     with ctx.Pool(processes) as pool:
-        parts = pool.map(
+        pending = pool.map_async(
             _child,
             [(chunks[p], conc[p], start_at, keep_bodies, max_seconds) for p in range(processes)],
         )
+        if probe is not None:
+            pending.wait(max(0.0, start_at - time.time()))
+            probes.append(probe())
+        parts = pending.get()
+        if probe is not None:
+            probes.append(probe())
     latencies: list[float] = []
     errors = 0
     samples: list[str] = []
@@ -275,6 +287,7 @@ def run_load(
         client_processes=processes,
         engine=parts[0]["engine"],
         responses=responses,
+        probes=probes,
     )
 
 

@@ -10,6 +10,13 @@ import sys
 from pathlib import Path
 
 
+def db_cell(s: dict) -> str:
+    """The database's CPU per request: a figure, "in server" (SQLite), or
+    "not measured" (a remote database, or a result file from before)."""
+    v = s.get("db_cpu_ms_per_request")
+    return "not measured" if v is None else str(v)
+
+
 def render(path: Path) -> str:
     r = json.loads(path.read_text())
     m = r["machine"]
@@ -21,14 +28,14 @@ def render(path: Path) -> str:
         f"load average at start {' '.join(m.get('loadavg_at_start', []))}; "
         f"client {r['client']['engine']} in {r['client']['processes']} processes.",
         "",
-        "| workload | sent | errors | req/s | p50 ms | p90 ms | p99 ms | client CPU % of a core | server CPU ms/req |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| workload | sent | errors | req/s | p50 ms | p90 ms | p99 ms | client CPU % of a core | server CPU ms/req | database CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r["workloads"].items():
         lines.append(
             f"| {name} | {s['requests']} | {s['errors']} | {s['throughput_per_s']} | {s['p50_ms']} | "
             f"{s['p90_ms']} | {s['p99_ms']} | {s['client_cpu_pct_of_core']} | "
-            f"{s.get('server_cpu_ms_per_request', '')} |"
+            f"{s.get('server_cpu_ms_per_request', '')} | {db_cell(s)} |"
         )
     lines.append("")
     c = r.get("ceilings", {})

@@ -33,6 +33,14 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+from cpu import (  # noqa: E402
+    busy_cores,
+    core_times,
+    cpu_snapshot,
+    cpu_used,
+    database_name,
+    postmaster_pid,
+)
 from loadgen import LoadResult, Req, cpu_count, engine_name, run_load  # noqa: E402
 from seed import seed_history, seed_invoices  # noqa: E402
 
@@ -624,16 +632,48 @@ def profile_under_load(pid: int, seconds: int, run) -> dict[str, Any]:
 
 
 SERVER_PIDS: list[int] = []
+# The PostgreSQL postmaster, when on this machine: its CPU and its children's
+# is the database's (client backends of other databases left out). "in
+# server" for SQLite (the engine runs in the server process), None when not
+# measured (a remote database).
+DB_PID: list[int | str | None] = [None]
+DB_NAME: list[str | None] = [None]
 
 
 def load(*args: Any, **kwargs: Any) -> LoadResult:
-    """`run_load`, plus the CPU the server processes used meanwhile."""
+    """`run_load`, plus the CPU the server processes and PostgreSQL used meanwhile."""
+    db = DB_PID[0]
     before = [proc_cpu_s(p) for p in SERVER_PIDS]
+    db_before = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
+    kwargs["probe"] = lambda: (core_times(), time.perf_counter())
     res = run_load(*args, **kwargs)
+    db_after = cpu_snapshot(db, DB_NAME[0]) if isinstance(db, int) else None
     after = [proc_cpu_s(p) for p in SERVER_PIDS]
     used = [b - a for a, b in zip(before, after) if a is not None and b is not None]
     res.server_cpu_s = sum(used) if used else None  # type: ignore[attr-defined]
+    res.db_cpu_s = (  # type: ignore[attr-defined]
+        cpu_used(db_before, db_after) if isinstance(db, int) else db
+    )
+    # how busy the whole machine was while the clients sent (/proc/stat), to
+    # tell other work on it from ours: busy cores minus server, database and
+    # client CPU per second (theirs include the clients' start, a little)
+    res.other_work_cores = None  # type: ignore[attr-defined]
+    if len(res.probes) == 2:
+        (cores_before, t0), (cores_after, t1) = res.probes
+        busy = busy_cores(cores_before, cores_after, set(cores_after))
+        sides = (res.server_cpu_s, res.db_cpu_s, res.client_cpu_s)  # type: ignore[attr-defined]
+        ours = sum(x for x in sides if isinstance(x, float))
+        if busy is not None and t1 > t0:
+            res.other_work_cores = round(max(0.0, busy - ours / (t1 - t0)), 2)  # type: ignore[attr-defined]
     return res
+
+
+def db_cpu_per_request(res: LoadResult) -> float | str | None:
+    """Database CPU ms per request of a load, "in server" (SQLite) or None."""
+    cpu = getattr(res, "db_cpu_s", None)
+    if isinstance(cpu, float) and res.requests:
+        return round(1000 * cpu / res.requests, 2)
+    return cpu if isinstance(cpu, str) else None
 
 
 # --- the workloads -----------------------------------------------------------------------------
@@ -814,6 +854,8 @@ def main() -> int:
     if args.url:
         urls, pids, db_url = [u.rstrip("/") for u in args.url], args.pid or [], args.database_url
         SERVER_PIDS[:] = pids
+        DB_PID[0] = postmaster_pid(db_url) if db_url.startswith("postgres") else None
+        DB_NAME[0] = database_name(db_url)
         report["target"] = {"urls": urls, "external": True}
     else:
         cluster = Cluster(args.db, args.processes, workdir, args.redis_url, args.plugins)
@@ -823,6 +865,8 @@ def main() -> int:
         cluster.start()
         urls, pids, db_url = cluster.urls, cluster.pids, cluster.db_url
         SERVER_PIDS[:] = pids
+        DB_PID[0] = postmaster_pid(db_url) if args.db == "postgres" else "in server"
+        DB_NAME[0] = database_name(db_url)
         report["target"] = {
             "urls": urls,
             "processes": args.processes,
@@ -833,6 +877,16 @@ def main() -> int:
     report["database"] = (
         database_version(db_url) if db_url else "unknown (--url without --database-url)"
     )
+    report["db_cpu"] = (
+        {"postmaster_pid": DB_PID[0], "measured": "/proc: the postmaster, its auxiliary processes and "
+            "this database's backends"}
+        if isinstance(DB_PID[0], int)
+        else {"measured": "in server (SQLite runs in the server process)"}
+        if DB_PID[0] == "in server"
+        else {"measured": None, "note": "database not on this machine or /proc not readable"}
+    )
+    if DB_PID[0] is None:
+        log("database CPU not measured (database not on this machine or /proc not readable)")
     w = report["workloads"]
     memory: dict[str, Any] = {"pids": pids, "samples": []}
     report["memory"] = memory
@@ -848,11 +902,16 @@ def main() -> int:
             s["server_cpu_pct_of_core"] = (
                 round(100 * cpu / res.elapsed_s, 1) if res.elapsed_s else None
             )
+        s["db_cpu_ms_per_request"] = db_cpu_per_request(res)
+        s["other_work_cores"] = getattr(res, "other_work_cores", None)
         w[key or res.name] = s
         log(
             f"{res.name}: {s['ok']} ok, {s['errors']} errors, {s['throughput_per_s']}/s, "
             f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, client CPU {s['client_cpu_pct_of_core']}% of a core, "
-            f"server CPU {s.get('server_cpu_ms_per_request')} ms/request"
+            f"server CPU {s.get('server_cpu_ms_per_request')} ms/request, "
+            f"database CPU {s['db_cpu_ms_per_request'] or 'not measured'}"
+            f"{' ms/request' if isinstance(s['db_cpu_ms_per_request'], float) else ''}, "
+            f"other work on the machine {s['other_work_cores']} cores"
         )
         return s
 
@@ -1217,15 +1276,18 @@ def print_table(report: dict[str, Any]) -> None:
         "p99_ms",
         "client_cpu_pct_of_core",
         "server_cpu_ms_per_request",
+        "db_cpu_ms_per_request",
     ]
     print(
         f"{'workload':30} {'n':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-        f"{'client%':>7} {'srv ms/req':>10}"
+        f"{'client%':>7} {'srv ms/req':>10} {'db ms/req':>10}"
     )
     for name, s in report["workloads"].items():
         v = [s.get(c) for c in cols]
+        db = "n/m" if v[8] is None else v[8]
         print(
-            f"{name:30} {v[0]:>6} {v[1]:>4} {v[2]:>8} {v[3]:>8} {v[4]:>8} {v[5]:>8} {v[6]:>7} {str(v[7]):>10}"
+            f"{name:30} {v[0]:>6} {v[1]:>4} {v[2]:>8} {v[3]:>8} {v[4]:>8} {v[5]:>8} {v[6]:>7} "
+            f"{str(v[7]):>10} {str(db):>10}"
         )
     c = report.get("ceilings", {})
     print()
