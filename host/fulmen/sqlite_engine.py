@@ -187,6 +187,7 @@ class EmbeddedSQLiteEngine(SQLiteEngine):
                 if connection is not None:
                     connection.close()
             self._reader_conn = self._writer_conn = None
+            await self._sync.close()
 
     # --- statements ----------------------------------------------------------
 
@@ -373,3 +374,11 @@ class _WalSync:
             self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.OperationalError as error:  # busy: the next round tries again
             log.debug("checkpoint skipped: %s", error)
+
+    async def close(self) -> None:
+        """Let a running checkpoint finish, then close its connection."""
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing])
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
