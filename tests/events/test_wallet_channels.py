@@ -216,7 +216,7 @@ async def test_processes_hear_only_the_wallets_they_listen_to(cluster_factory): 
         alice = await http_wallet(ca, ADMIN_KEY, "alice", sats=100)
         bob = await http_wallet(ca, ADMIN_KEY, "bob")
         for round_ in range(2):  # listeners opened, closed, and opened again on b
-            inv = await invoice(ca, bob, 3)
+            inv = await invoice(cb, bob, 3)
             async with websockets.connect(ws_url(b.url, bob["inkey"])) as wallet_ws, \
                     websockets.connect(ws_url(b.url, inv["payment_hash"])) as hash_ws:
                 await pay(ca, alice, inv["bolt11"])
