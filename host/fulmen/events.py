@@ -475,11 +475,16 @@ class EventBus:
             channel = self._channels[wallet_id] = _Channel()
         channel.refs += 1
         if not channel.confirmed_tick:
-            await self._sync()
-            if not channel.ticket:
-                return False  # not connected: subscribed (and resynced) on reconnect
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + SUBSCRIBE_WAIT_SECONDS
             try:
-                await asyncio.wait_for(channel.confirmed.wait(), SUBSCRIBE_WAIT_SECONDS)
+                # (a SUBSCRIBE that outlasts the wait, or whose listener goes
+                # away meanwhile, is still completed in the background)
+                sync = self.spawn(self._sync(), "fulmen-events-subscribe")
+                await asyncio.wait_for(asyncio.shield(sync), SUBSCRIBE_WAIT_SECONDS)
+                if not channel.ticket:
+                    return False  # not connected: subscribed (and resynced) on reconnect
+                await asyncio.wait_for(channel.confirmed.wait(), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 log.warning("events: Redis has not confirmed %s yet", self.wallet_channel(wallet_id))
                 channel.resync_on_confirm = True
