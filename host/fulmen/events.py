@@ -8,8 +8,13 @@ How an event travels:
    Taking the number locks the wallet's row until the commit, so a wallet's
    events commit in number order and a number is never skipped.
 2. After the commit, the settlement step hands the event to `EventBus.publish`:
-   this process's subscribers get it and, with REDIS_URL set, it goes out on a
-   Redis channel to the other host processes.
+   this process's subscribers get it and, with REDIS_URL set, it goes out on
+   the wallet's Redis channel (`<event_redis_channel>:w:<wallet id>`). A
+   process is subscribed to a wallet's channel only while it has a listener
+   for that wallet here (a wallet subscription, or a payment-hash listener on
+   one of its invoices), so a process hears only the events it has a use for.
+   The shared channel (`event_redis_channel`) carries only the "resync"
+   announcements every process needs.
 3. A subscription (`subscribe_wallet`) yields a wallet's events strictly in
    number order, each once. When it sees a number jump (another process's
    event overtook one in flight, or a Redis message was lost) it reads the
@@ -68,7 +73,8 @@ class EventSettings(BaseSettings):
     event_prune_interval_seconds: float = 600.0
     # Events a slow subscriber may fall behind before it re-reads the log.
     event_queue_size: int = 1000
-    # The Redis pub/sub channel the host processes of one installation share.
+    # The Redis pub/sub channel the host processes of one installation share
+    # (resync announcements); each wallet's events go on `<channel>:w:<wallet id>`.
     event_redis_channel: str = "fulmen:events"
 
 
@@ -132,6 +138,25 @@ Spawn = Callable[..., "asyncio.Task[Any]"]
 _RESYNC = object()  # queue marker: re-read the log
 _CLOSE = object()  # queue marker: the bus is stopping
 
+#: how long opening a listener waits for Redis to confirm its wallet channel's
+#: subscription (past it, the listener resyncs once the confirmation comes)
+SUBSCRIBE_WAIT_SECONDS = 2.0
+
+
+class _Channel:
+    """A wallet's Redis channel, while this process has listeners for it."""
+
+    __slots__ = ("refs", "ticket", "confirmed", "confirmed_tick", "resync_on_confirm")
+
+    def __init__(self) -> None:
+        self.refs = 0  # local listeners (wallet subscriptions and payment-hash listeners)
+        #: which SUBSCRIBE of this channel on the current connection is ours (0: none sent)
+        self.ticket = 0
+        self.confirmed = asyncio.Event()  # Redis confirmed the subscription
+        self.confirmed_tick = 0  # `EventBus._tick` when confirmed (0: not yet)
+        #: events may have been missed until the subscription is confirmed
+        self.resync_on_confirm = False
+
 
 class WalletSubscription:
     """A wallet's events, in number order, each once. Use as an async context
@@ -145,6 +170,7 @@ class WalletSubscription:
         self._buffer: deque[Event] = deque()
         self._stale = after is not None  # replay the log first
         self._closed = False
+        self._listening = False  # holds a reference on the wallet's Redis channel
         #: set by `open` when the log no longer holds some events after `after`
         self.missed: tuple[int, int] | None = None
 
@@ -155,7 +181,15 @@ class WalletSubscription:
 
     async def open(self) -> WalletSubscription:
         self.bus._wallet_subs.setdefault(self.wallet_id, set()).add(self)
-        current = await self.bus.last_seq(self.wallet_id)
+        try:
+            # The wallet's Redis channel is subscribed before the starting
+            # point is read: whatever commits after that read reaches us.
+            self._listening = True
+            await self.bus._listen(self.wallet_id)
+            current = await self.bus.last_seq(self.wallet_id)
+        except BaseException:
+            self.close()
+            raise
         if self.last is None or self.last > current:
             self.last = current
             self._stale = False
@@ -173,6 +207,9 @@ class WalletSubscription:
             subs.discard(self)
             if not subs:
                 del self.bus._wallet_subs[self.wallet_id]
+        if self._listening:
+            self._listening = False
+            self.bus._unlisten(self.wallet_id)
 
     async def __aenter__(self) -> WalletSubscription:
         return await self.open()
@@ -267,10 +304,24 @@ class HashSubscription:
         self._latest: str | None = None  # the newest status the bus handed over
         self._wake = asyncio.Event()
         self._closed = False
+        #: the wallet of the invoice, whose Redis channel this listener holds
+        self._wallet_id: str | None = None
 
     async def open(self) -> HashSubscription:
         self.bus._hash_subs.setdefault(self.payment_hash, set()).add(self)
-        self.status = await self.bus.invoice_status(self.payment_hash)
+        try:
+            read_at = self.bus._listen_epoch()
+            self.status, wallet_id = await self.bus.invoice_status_and_wallet(self.payment_hash)
+            if wallet_id is not None:
+                self._wallet_id = wallet_id
+                fresh = await self.bus._listen(wallet_id, since=read_at)
+                if fresh and self.status == "pending":
+                    # The wallet's channel was subscribed after the read: an
+                    # event published in between did not reach us; read again.
+                    self.status = await self.bus.invoice_status(self.payment_hash)
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def close(self) -> None:
@@ -279,6 +330,9 @@ class HashSubscription:
             subs.discard(self)
             if not subs:
                 del self.bus._hash_subs[self.payment_hash]
+        if self._wallet_id is not None:
+            wallet_id, self._wallet_id = self._wallet_id, None
+            self.bus._unlisten(wallet_id)
 
     async def __aenter__(self) -> HashSubscription:
         return await self.open()
@@ -336,6 +390,20 @@ class EventBus:
         self._redis: Any = None
         self._redis_subscribed = asyncio.Event()
         self._redis_up = False  # subscribed to the channel right now
+        # Wallet channels: one per wallet with local listeners, subscribed on
+        # the subscription connection (`_pubsub`) while it is up.
+        self._wallet_channel_prefix = f"{config.event_redis_channel}:w:"
+        self._own_prefix = json.dumps({"origin": self.origin})[:-1].encode()
+        self._channels: dict[str, _Channel] = {}
+        self._pubsub: Any = None
+        self._subscribed: set[str] = set()  # SUBSCRIBE sent on `_pubsub`, UNSUBSCRIBE not
+        self._sent: dict[str, int] = {}  # SUBSCRIBEs sent per wallet channel on `_pubsub`
+        self._acked: dict[str, int] = {}  # ...and confirmed
+        self._shared_acks = 0  # confirmations of the shared channel on `_pubsub`
+        self._tick = 0  # counts confirmations (orders them against status reads)
+        self._sync_lock = asyncio.Lock()
+        self._sync_wanted = False
+        self._sync_task: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self._hash_resync_wanted = False
         self._hash_resync_task: asyncio.Task | None = None
@@ -366,12 +434,13 @@ class EventBus:
         for subs in subscriptions:
             for sub in list(subs):
                 sub.offer(_CLOSE)
-        tasks = [*self._tasks, *([self._hash_resync_task] if self._hash_resync_task else [])]
+        tasks = [*self._tasks, *(t for t in (self._hash_resync_task, self._sync_task) if t)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._hash_resync_task = None
+        self._sync_task = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -384,6 +453,114 @@ class EventBus:
     def subscribe_hash(self, payment_hash: str) -> HashSubscription:
         return HashSubscription(self, payment_hash.lower())
 
+    def wallet_channel(self, wallet_id: str) -> str:
+        """The Redis channel of a wallet's events."""
+        return self._wallet_channel_prefix + wallet_id
+
+    def _listen_epoch(self) -> int:
+        """A mark to pass to `_listen` as `since`, taken before a status read."""
+        return self._tick
+
+    async def _listen(self, wallet_id: str, since: int | None = None) -> bool:
+        """Take a reference on the wallet's Redis channel and, if it is not
+        subscribed yet, subscribe and wait for Redis to confirm it: from then
+        on every event of the wallet published anywhere reaches this process.
+        True when the confirmation came after `since` (a read made before it
+        may have missed an event). Without Redis, or while it is away, this
+        returns at once: the reconnect resyncs."""
+        if self._redis is None:
+            return False
+        channel = self._channels.get(wallet_id)
+        if channel is None:
+            channel = self._channels[wallet_id] = _Channel()
+        channel.refs += 1
+        if not channel.confirmed_tick:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + SUBSCRIBE_WAIT_SECONDS
+            try:
+                # (a SUBSCRIBE that outlasts the wait, or whose listener goes
+                # away meanwhile, is still completed in the background)
+                sync = self.spawn(self._sync(), "fulmen-events-subscribe")
+                await asyncio.wait_for(asyncio.shield(sync), SUBSCRIBE_WAIT_SECONDS)
+                if not channel.ticket:
+                    return False  # not connected: subscribed (and resynced) on reconnect
+                await asyncio.wait_for(channel.confirmed.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.warning("events: Redis has not confirmed %s yet", self.wallet_channel(wallet_id))
+                channel.resync_on_confirm = True
+                return False
+        return since is not None and channel.confirmed_tick > since
+
+    def _unlisten(self, wallet_id: str) -> None:
+        """Drop a reference; the last one unsubscribes the wallet's channel."""
+        channel = self._channels.get(wallet_id)
+        if channel is None:
+            return
+        channel.refs -= 1
+        if channel.refs <= 0:
+            del self._channels[wallet_id]
+            if self._pubsub is not None:
+                self._sync_wanted = True
+                if self._sync_task is None or self._sync_task.done():
+                    self._sync_task = self.spawn(self._sync_loop(), "fulmen-events-unsubscribe")
+
+    async def _sync_loop(self) -> None:
+        while self._sync_wanted:
+            self._sync_wanted = False
+            await self._sync()
+
+    async def _sync(self) -> None:
+        """Make the wallet channels subscribed on `_pubsub` those with local
+        listeners (`_channels`)."""
+        async with self._sync_lock:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return
+            add = [w for w in self._channels if w not in self._subscribed]
+            drop = [w for w in self._subscribed if w not in self._channels]
+            for wallet_id in add:
+                self._subscribed.add(wallet_id)
+                self._sent[wallet_id] = self._channels[wallet_id].ticket = self._sent.get(wallet_id, 0) + 1
+            self._subscribed.difference_update(drop)
+            try:
+                if add:
+                    await pubsub.subscribe(*map(self.wallet_channel, add))
+                if drop:
+                    await pubsub.unsubscribe(*map(self.wallet_channel, drop))
+            except Exception as exc:  # the subscription loop reconnects and subscribes again
+                log.warning("events: Redis (un)subscribe failed: %r", exc)
+
+    def _confirmed(self, kind: str, raw_channel: bytes | str) -> None:
+        """Redis confirmed a SUBSCRIBE or UNSUBSCRIBE on `_pubsub`."""
+        name = raw_channel.decode() if isinstance(raw_channel, bytes) else raw_channel
+        if name == self.config.event_redis_channel:
+            if kind == "subscribe":
+                self._shared_acks += 1
+                if self._shared_acks > 1:  # the client reconnected by itself and subscribed again
+                    log.warning("events: Redis subscription renewed; resyncing")
+                    self._resync_all()
+            return
+        if not name.startswith(self._wallet_channel_prefix):
+            return
+        wallet_id = name[len(self._wallet_channel_prefix):]
+        if kind == "unsubscribe":
+            if wallet_id not in self._subscribed and self._acked.get(wallet_id) == self._sent.get(wallet_id):
+                self._sent.pop(wallet_id, None)
+                self._acked.pop(wallet_id, None)
+            return
+        acked = self._acked[wallet_id] = self._acked.get(wallet_id, 0) + 1
+        channel = self._channels.get(wallet_id)
+        if channel is None or not channel.ticket or channel.confirmed_tick or acked < channel.ticket:
+            return
+        self._tick += 1
+        channel.confirmed_tick = self._tick
+        channel.confirmed.set()
+        if channel.resync_on_confirm:  # events before this may have been missed
+            channel.resync_on_confirm = False
+            for sub in list(self._wallet_subs.get(wallet_id, ())):
+                sub.offer(_RESYNC)
+            self.resync_hashes()
+
     # --- after the commit ------------------------------------------------------------
 
     async def publish(self, event: Event) -> None:
@@ -391,8 +568,8 @@ class EventBus:
         self._dispatch(event)
         if self._redis is not None:
             message = json.dumps({"origin": self.origin, "event": asdict(event)})
-            try:
-                await self._redis.publish(self.config.event_redis_channel, message)
+            try:  # on the wallet's channel: only processes listening to the wallet hear it
+                await self._redis.publish(self.wallet_channel(event.wallet_id), message)
             except Exception as exc:  # subscribers elsewhere catch up from the log
                 log.warning("events: Redis publish failed: %r", exc)
                 self._publish_failed = True  # payment-hash listeners elsewhere resync later
@@ -467,20 +644,39 @@ class EventBus:
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self.config.event_redis_channel)
+                # Every wallet channel still needed, subscribed again on this
+                # connection; each one's listeners resync once Redis confirms
+                # it (anything published while not subscribed is in the log).
+                self._shared_acks = 0
+                self._subscribed.clear()
+                self._sent.clear()
+                self._acked.clear()
+                for channel in self._channels.values():
+                    channel.ticket = channel.confirmed_tick = 0
+                    channel.confirmed.clear()
+                    channel.resync_on_confirm = True
+                self._pubsub = pubsub
+                await self._sync()
                 self._redis_subscribed.set()
                 self._redis_up = True
                 delay = 0.5
-                self._resync_all()  # anything published while not subscribed
+                self.resync_hashes()  # listeners of hashes without an invoice (no wallet channel)
                 while True:
                     await self._announce_resync(client)
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                    if message and message.get("type") == "message":
+                    message = await pubsub.get_message(timeout=5.0)
+                    if not message:
+                        continue
+                    kind = message.get("type")
+                    if kind == "message":
                         self._receive(message["data"])
+                    elif kind in ("subscribe", "unsubscribe"):
+                        self._confirmed(kind, message["channel"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("events: Redis subscription lost (%r); retrying in %.1fs", exc, delay)
             finally:
+                self._pubsub = None
                 self._redis_up = False
                 try:
                     await pubsub.aclose()
@@ -491,6 +687,8 @@ class EventBus:
             delay = min(delay * 2, 10.0)
 
     def _receive(self, raw: bytes | str) -> None:
+        if isinstance(raw, bytes) and raw.startswith(self._own_prefix):
+            return  # this process's own event, dispatched when published
         try:
             message = json.loads(raw)
             if message.get("origin") == self.origin:
@@ -500,7 +698,7 @@ class EventBus:
                 return
             self._dispatch(Event(**message["event"]))
         except Exception as exc:
-            log.warning("events: bad message on %s: %r", self.config.event_redis_channel, exc)
+            log.warning("events: bad message on %s*: %r", self.config.event_redis_channel, exc)
 
     # --- reading the log -------------------------------------------------------------
 
@@ -536,6 +734,14 @@ class EventBus:
             "SELECT status FROM fulmen_payment WHERE payment_hash = {} AND NOT out", payment_hash.lower()
         )
         return rows[0]["status"] if rows else None
+
+    async def invoice_status_and_wallet(self, payment_hash: str) -> tuple[str | None, str | None]:
+        """Status and wallet of the incoming invoice with this hash; (None, None) if there is none."""
+        rows = await query(
+            "SELECT status, wallet_id FROM fulmen_payment WHERE payment_hash = {} AND NOT out",
+            payment_hash.lower(),
+        )
+        return (rows[0]["status"], rows[0]["wallet_id"]) if rows else (None, None)
 
     async def invoice_statuses(self, payment_hashes: list[str]) -> dict[str, str]:
         """Status of the incoming invoices with these hashes, in one query per
