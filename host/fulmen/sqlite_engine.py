@@ -24,7 +24,9 @@ on its own, and is acknowledged only once it is on disk (it survives power
 loss, as with `synchronous=FULL`), but commits that finish while one fsync
 runs share the next one instead of each waiting for its own, and the write
 lock is not held during the fsync. Checkpoints (copying the WAL into the
-database file) run in a thread too, instead of inside some unlucky COMMIT.
+database file) run in a thread too, instead of inside some unlucky COMMIT,
+and beside the fsyncs rather than in one of them: a commit waits for its
+fsync only, never for a checkpoint (which copies and syncs megabytes).
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ class EmbeddedSQLiteEngine(SQLiteEngine):
                 if connection is not None:
                     connection.close()
             self._reader_conn = self._writer_conn = None
+            await self._sync.close()
 
     # --- statements ----------------------------------------------------------
 
@@ -294,7 +297,9 @@ def _code(error: sqlite3.Error) -> int:
 class _WalSync:
     """Group fsync of the WAL: commits are numbered; `wait(n)` returns once
     an fsync that started after commit `n` has finished. One fsync runs at a
-    time and covers every commit before it started."""
+    time and covers every commit before it started. A checkpoint, when the
+    WAL has grown, runs after a round, beside the next ones: no commit waits
+    for it."""
 
     def __init__(self, path: str) -> None:
         self.wal = f"{path}-wal"
@@ -305,6 +310,7 @@ class _WalSync:
         self._round: asyncio.Future[None] | None = None
         self._dir_synced = False
         self._checkpointer: sqlite3.Connection | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
 
     def note_commit(self) -> int:
         self.committed += 1
@@ -318,12 +324,15 @@ class _WalSync:
 
     async def _sync_round(self, upto: int) -> None:
         try:
-            await asyncio.to_thread(self._fsync_and_checkpoint)
+            size = await asyncio.to_thread(self._fsync)
             self.synced = max(self.synced, upto)
         finally:
             self._round = None
+        if size >= CHECKPOINT_WAL_BYTES and self._checkpointing is None:
+            self._checkpointing = asyncio.ensure_future(self._checkpoint_in_thread())
 
-    def _fsync_and_checkpoint(self) -> None:
+    def _fsync(self) -> int:
+        """fsync the WAL; returns its size."""
         fd = os.open(self.wal, os.O_RDONLY)
         try:
             flush_file(fd)
@@ -337,8 +346,13 @@ class _WalSync:
             finally:
                 os.close(fd)
             self._dir_synced = True
-        if size >= CHECKPOINT_WAL_BYTES:
-            self._checkpoint()
+        return size
+
+    async def _checkpoint_in_thread(self) -> None:
+        try:
+            await asyncio.to_thread(self._checkpoint)
+        finally:
+            self._checkpointing = None
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database; PASSIVE never waits for (or
@@ -348,5 +362,13 @@ class _WalSync:
                                                  isolation_level=None)
         try:
             self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.OperationalError as error:  # busy: the next round tries again
+        except sqlite3.OperationalError as error:  # busy: a later round tries again
             log.debug("checkpoint skipped: %s", error)
+
+    async def close(self) -> None:
+        """Let a running checkpoint finish, then close its connection."""
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing])
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None

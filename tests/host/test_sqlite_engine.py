@@ -188,3 +188,26 @@ async def test_a_read_waits_for_the_fsync_of_earlier_commits(engine, held_flush)
     gate.set()
     assert (await asyncio.wait_for(read, 5))[0]["n"] == 1
     await writer
+
+
+async def test_a_commit_does_not_wait_for_a_checkpoint(engine, monkeypatch):
+    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_WAL_BYTES", 1)  # after every round
+    gate = threading.Event()
+    real_checkpoint = sqlite_engine._WalSync._checkpoint
+
+    def slow_checkpoint(self):
+        gate.wait(5)  # copying a large WAL into the database file
+        real_checkpoint(self)
+
+    monkeypatch.setattr(sqlite_engine._WalSync, "_checkpoint", slow_checkpoint)
+    try:
+        await insert(engine, 1)  # its round starts the checkpoint
+        assert engine._sync._checkpointing is not None
+        # Commits go on being acknowledged while the checkpoint runs.
+        await asyncio.wait_for(asyncio.gather(*(insert(engine, i) for i in range(2, 6))), 2)
+        assert engine._sync.synced == engine._sync.committed
+        assert engine._sync._checkpointing is not None
+    finally:
+        gate.set()
+    await asyncio.wait_for(engine.close(), 5)  # waits for the checkpoint
+    assert engine._sync._checkpointing is None
