@@ -165,6 +165,10 @@ class EmbeddedSQLiteEngine(SQLiteEngine):
             connection = self._connect()
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA wal_autocheckpoint = 0")  # `_WalSync` checkpoints
+            # When the WAL starts over after a checkpoint, cut the file back
+            # to the checkpoint size, so it grows past it again only once
+            # that much has been written since (see `_WalSync`).
+            connection.execute(f"PRAGMA journal_size_limit = {CHECKPOINT_WAL_BYTES}")
             self._writer_conn = connection
         return self._writer_conn
 
@@ -299,7 +303,17 @@ class _WalSync:
     an fsync that started after commit `n` has finished. One fsync runs at a
     time and covers every commit before it started. A checkpoint, when the
     WAL has grown, runs after a round, beside the next ones: no commit waits
-    for it."""
+    for it.
+
+    When is that? The WAL file keeps the length of its longest run (after a
+    complete checkpoint the writer starts it over from the top) unless it is
+    cut back: the writer's `journal_size_limit` cuts it to
+    `CHECKPOINT_WAL_BYTES` when it starts over. So a file longer than that
+    holds more than that since the WAL last started over. (Without the cut,
+    a WAL that had once reached the size had every later round checkpoint,
+    each checkpoint fsyncing the database file.) Under a steady stream of
+    commits a checkpoint rarely copies everything, and then each round
+    starts another until one does and the WAL starts over."""
 
     def __init__(self, path: str) -> None:
         self.wal = f"{path}-wal"
@@ -328,7 +342,7 @@ class _WalSync:
             self.synced = max(self.synced, upto)
         finally:
             self._round = None
-        if size >= CHECKPOINT_WAL_BYTES and self._checkpointing is None:
+        if size > CHECKPOINT_WAL_BYTES and self._checkpointing is None:
             self._checkpointing = asyncio.ensure_future(self._checkpoint_in_thread())
 
     def _fsync(self) -> int:

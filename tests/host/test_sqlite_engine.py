@@ -211,3 +211,39 @@ async def test_a_commit_does_not_wait_for_a_checkpoint(engine, monkeypatch):
         gate.set()
     await asyncio.wait_for(engine.close(), 5)  # waits for the checkpoint
     assert engine._sync._checkpointing is None
+
+
+async def test_once_the_wal_starts_over_it_is_cut_back_and_not_checkpointed(tmp_path, monkeypatch):
+    limit = 64 * 1024
+    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_WAL_BYTES", limit)
+    engine = EmbeddedSQLiteEngine(path=str(tmp_path / "c.sqlite3"))
+    engine.open()
+    checkpoints: list[int] = []
+    real_checkpoint = sqlite_engine._WalSync._checkpoint
+
+    def counting(self):
+        checkpoints.append(1)
+        real_checkpoint(self)
+
+    monkeypatch.setattr(sqlite_engine._WalSync, "_checkpoint", counting)
+    wal = f"{engine.path}-wal"
+    try:
+        await engine.run_ddl("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+        for i in range(60):  # a page or more each: the WAL passes the limit
+            await insert(engine, i)
+        assert checkpoints and os.path.getsize(wal) > limit
+        for i in range(20):  # once a checkpoint has copied everything, it starts over
+            while engine._sync._checkpointing is not None:
+                await asyncio.sleep(0.01)
+            await insert(engine, i)
+            if os.path.getsize(wal) <= limit:
+                break
+        assert os.path.getsize(wal) <= limit  # cut back to the limit
+        while engine._sync._checkpointing is not None:
+            await asyncio.sleep(0.01)
+        before = len(checkpoints)
+        for i in range(5):  # well under the limit again: no checkpoint
+            await insert(engine, i)
+        assert len(checkpoints) == before
+    finally:
+        await engine.close()
