@@ -11,6 +11,7 @@ package's checksum handles one bit at a time in Python, a table does ten
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from functools import reduce
 
@@ -85,11 +86,13 @@ def read_payment_secret(bolt11: str) -> bytes | None:
     return None
 
 
+_FROM_BASE32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", bytes(range(32)))
+
+
 def _words(data: bytes) -> list[int]:
-    """Bytes as 5-bit words, zero-padded at the end."""
-    count = (len(data) * 8 + 4) // 5
-    value = int.from_bytes(data, "big") << (count * 5 - len(data) * 8)
-    return [(value >> 5 * (count - 1 - i)) & 31 for i in range(count)]
+    """Bytes as 5-bit words, zero-padded at the end (RFC 4648 base 32 packs
+    them the same way, in C: only its alphabet and padding differ)."""
+    return list(base64.b32encode(data).rstrip(b"=").translate(_FROM_BASE32))
 
 
 def _bytes(words: list[int]) -> bytes:
