@@ -365,6 +365,8 @@ class _WalSync:
     async def _checkpoint_in_thread(self) -> None:
         try:
             await asyncio.to_thread(self._checkpoint)
+        except Exception:  # the commits are safe in the WAL; a later round tries again
+            log.exception("WAL checkpoint failed")
         finally:
             self._checkpointing = None
 
