@@ -49,7 +49,6 @@ from .settlement import Recorded, Settlement
 
 log = logging.getLogger(__name__)
 
-PAYMENT_COLUMNS = "*"
 #: an invoice this host issued, found by the hash of its text; on PostgreSQL
 #: with its row version, so a one-statement payment claims only what was read
 _OWN_INVOICE = "SELECT * FROM fulmen_payment WHERE bolt11_hash = {} AND NOT out"
@@ -130,18 +129,34 @@ class PaymentService:
                     checking_id=created.checking_id or checked.payment_hash,
                 )
         now = now_ms()
+        extra = json.dumps(request.extra)
+        payment = Payment(
+            id=0, wallet_id=wallet.wallet_id, out=False, status="pending",
+            payment_hash=created.payment_hash, checking_id=created.checking_id,
+            bolt11=created.bolt11, amount_msat=request.amount_msat, fee_msat=0,
+            fee_reserve_msat=0, memo=request.memo, preimage=created.preimage,
+            expires_at=now + request.expiry * 1000, webhook=request.webhook,
+            extra=json.loads(extra),  # as stored, and as a read of the row gives it
+            tag=request.extra.get("tag"), internal=False, error=None, created_at=now,
+            updated_at=now,
+        )
+        # Only the id comes back: the row is what was just written (columns
+        # left out are NULL), and returning every column costs more than
+        # the insert on SQLite.
         rows = await query(
             "INSERT INTO fulmen_payment (wallet_id, out, status, payment_hash, checking_id, bolt11, "
             "bolt11_hash, amount_msat, fee_msat, fee_reserve_msat, memo, preimage, expires_at, "
             "webhook, extra, tag, internal, created_at, updated_at) VALUES "
-            "({}, {}, 'pending', {}, {}, {}, {}, {}, 0, 0, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
-            f"RETURNING {PAYMENT_COLUMNS}",
-            wallet.wallet_id, False, created.payment_hash, created.checking_id, created.bolt11,
-            sha256_hex(created.bolt11.lower()), request.amount_msat, request.memo, created.preimage,
-            now + request.expiry * 1000, request.webhook, json.dumps(request.extra),
-            request.extra.get("tag"), False, now, now,
+            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
+            "RETURNING id",
+            payment.wallet_id, payment.out, payment.status, payment.payment_hash,
+            payment.checking_id, payment.bolt11, sha256_hex(payment.bolt11.lower()),
+            payment.amount_msat, payment.fee_msat, payment.fee_reserve_msat, payment.memo,
+            payment.preimage, payment.expires_at, payment.webhook, extra, payment.tag,
+            payment.internal, now, now,
         )
-        return Payment.from_row(rows[0])
+        payment.id = int(rows[0]["id"])
+        return payment
 
     # --- 2. send ----------------------------------------------------------------
 

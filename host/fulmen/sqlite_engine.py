@@ -24,7 +24,9 @@ on its own, and is acknowledged only once it is on disk (it survives power
 loss, as with `synchronous=FULL`), but commits that finish while one fsync
 runs share the next one instead of each waiting for its own, and the write
 lock is not held during the fsync. Checkpoints (copying the WAL into the
-database file) run in a thread too, instead of inside some unlucky COMMIT.
+database file) run in a thread too, instead of inside some unlucky COMMIT,
+and beside the fsyncs rather than in one of them: a commit waits for its
+fsync only, never for a checkpoint (which copies and syncs megabytes).
 """
 
 from __future__ import annotations
@@ -42,10 +44,6 @@ log = logging.getLogger(__name__)
 
 SLOW_READ_SECONDS = 0.002
 CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
-#: SQLite reuses the WAL file from the top after a checkpoint without
-#: shrinking it, so once the file has reached CHECKPOINT_WAL_BYTES its size
-#: no longer tells how much it holds: checkpoints then run at most this often.
-CHECKPOINT_INTERVAL_S = 0.1
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -167,6 +165,10 @@ class EmbeddedSQLiteEngine(SQLiteEngine):
             connection = self._connect()
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA wal_autocheckpoint = 0")  # `_WalSync` checkpoints
+            # When the WAL starts over after a checkpoint, cut the file back
+            # to the checkpoint size, so it grows past it again only once
+            # that much has been written since (see `_WalSync`).
+            connection.execute(f"PRAGMA journal_size_limit = {CHECKPOINT_WAL_BYTES}")
             self._writer_conn = connection
         return self._writer_conn
 
@@ -299,7 +301,19 @@ def _code(error: sqlite3.Error) -> int:
 class _WalSync:
     """Group fsync of the WAL: commits are numbered; `wait(n)` returns once
     an fsync that started after commit `n` has finished. One fsync runs at a
-    time and covers every commit before it started."""
+    time and covers every commit before it started. A checkpoint, when the
+    WAL has grown, runs after a round, beside the next ones: no commit waits
+    for it.
+
+    When is that? The WAL file keeps the length of its longest run (after a
+    complete checkpoint the writer starts it over from the top) unless it is
+    cut back: the writer's `journal_size_limit` cuts it to
+    `CHECKPOINT_WAL_BYTES` when it starts over. So a file longer than that
+    holds more than that since the WAL last started over. (Without the cut,
+    a WAL that had once reached the size had every later round checkpoint,
+    each checkpoint fsyncing the database file.) Under a steady stream of
+    commits a checkpoint rarely copies everything, and then each round
+    starts another until one does and the WAL starts over."""
 
     def __init__(self, path: str) -> None:
         self.wal = f"{path}-wal"
@@ -311,7 +325,6 @@ class _WalSync:
         self._dir_synced = False
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpointing: asyncio.Future[None] | None = None
-        self._last_checkpoint = float("-inf")
 
     def note_commit(self) -> int:
         self.committed += 1
@@ -325,21 +338,22 @@ class _WalSync:
 
     async def _sync_round(self, upto: int) -> None:
         try:
-            wal_bytes = await asyncio.to_thread(self._fsync)
+            size = await asyncio.to_thread(self._fsync)
             self.synced = max(self.synced, upto)
         finally:
             self._round = None
-        self._maybe_checkpoint(wal_bytes)
+        if size > CHECKPOINT_WAL_BYTES and self._checkpointing is None:
+            self._checkpointing = asyncio.ensure_future(self._checkpoint_in_thread())
 
     def _fsync(self) -> int:
-        """fsync the WAL (and its directory entry, once); returns its size."""
+        """fsync the WAL; returns its size."""
         fd = os.open(self.wal, os.O_RDONLY)
         try:
             flush_file(fd)
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
-        if not self._dir_synced:
+        if not self._dir_synced:  # the WAL's directory entry, once
             fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -348,21 +362,13 @@ class _WalSync:
             self._dir_synced = True
         return size
 
-    def _maybe_checkpoint(self, wal_bytes: int) -> None:
-        """A checkpoint in a thread of its own, so the next fsync round (and
-        the commits waiting for it) never waits behind one."""
-        now = time.monotonic()
-        if (wal_bytes < CHECKPOINT_WAL_BYTES or self._checkpointing is not None
-                or now - self._last_checkpoint < CHECKPOINT_INTERVAL_S):
-            return
-        self._last_checkpoint = now
-        self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
-        self._checkpointing.add_done_callback(self._checkpoint_done)
-
-    def _checkpoint_done(self, task: asyncio.Future[None]) -> None:
-        self._checkpointing = None
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("WAL checkpoint failed: %r", task.exception())
+    async def _checkpoint_in_thread(self) -> None:
+        try:
+            await asyncio.to_thread(self._checkpoint)
+        except Exception:  # the commits are safe in the WAL; a later round tries again
+            log.exception("WAL checkpoint failed")
+        finally:
+            self._checkpointing = None
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database; PASSIVE never waits for (or
@@ -372,7 +378,7 @@ class _WalSync:
                                                  isolation_level=None)
         try:
             self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.OperationalError as error:  # busy: the next round tries again
+        except sqlite3.OperationalError as error:  # busy: a later round tries again
             log.debug("checkpoint skipped: %s", error)
 
     async def close(self) -> None:

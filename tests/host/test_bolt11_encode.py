@@ -77,3 +77,18 @@ def test_the_payment_secret_reads_back(memo):
     assert read_payment_secret(text.upper()) == secret
     assert read_payment_secret(text[:90]) is None  # cut inside the secret
     assert read_payment_secret("lnbc1notbech32!") is None
+
+
+async def test_a_fake_wallet_invoice_recovers_the_node_key():
+    """What FakeWallet hands out decodes with the `bolt11` package, and its
+    signature recovers the node's public key (there is no `n` field)."""
+    from fulmen.funding.fake import FakeWallet
+
+    wallet = FakeWallet("5a" * 32, "bcrt")
+    created = await wallet.create_invoice(21_000, "coffee ☕", None, 3600)
+    decoded = bolt11.decode(created.bolt11)
+    assert decoded.payee == wallet.pubkey == PrivateKey(bytes.fromhex("5a" * 32)).public_key.format().hex()
+    assert decoded.payment_hash == created.payment_hash and decoded.amount_msat == 21_000
+    assert decoded.description == "coffee ☕" and decoded.expiry == 3600
+    preimage = wallet.preimage_of(created.bolt11, created.payment_hash)
+    assert preimage is not None and hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == created.payment_hash

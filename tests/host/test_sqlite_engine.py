@@ -168,7 +168,6 @@ async def test_waiting_for_another_process_does_not_block_the_loop(engine):
 
 async def test_the_wal_is_checkpointed_off_the_loop(engine, monkeypatch):
     monkeypatch.setattr(sqlite_engine, "CHECKPOINT_WAL_BYTES", 64 * 1024)
-    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_INTERVAL_S", 0)
     for i in range(300):
         await insert(engine, i)
     wal = os.path.getsize(f"{engine.path}-wal")
@@ -177,29 +176,6 @@ async def test_the_wal_is_checkpointed_off_the_loop(engine, monkeypatch):
     assert wal < 300 * 4096
     rows = await engine.run_querystring(_qs("SELECT count(*) AS n FROM t"))
     assert rows[0]["n"] == 300
-
-
-async def test_a_grown_wal_file_is_not_checkpointed_at_every_fsync(engine, monkeypatch):
-    """SQLite reuses the WAL file from the top without shrinking it, so its
-    size stays past the threshold after the first checkpoint: checkpoints
-    (each with fsyncs of its own) then follow the interval, not every commit."""
-    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_WAL_BYTES", 64 * 1024)
-    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_INTERVAL_S", 3600)
-    checkpoints = []
-    real = sqlite_engine._WalSync._checkpoint
-
-    def counted(self):
-        checkpoints.append(os.path.getsize(f"{engine.path}-wal"))
-        real(self)
-
-    monkeypatch.setattr(sqlite_engine._WalSync, "_checkpoint", counted)
-    for i in range(200):
-        await insert(engine, i)
-    await asyncio.sleep(0.1)  # a checkpoint thread still running
-    assert len(checkpoints) == 1 and checkpoints[0] >= 64 * 1024
-    assert os.path.getsize(f"{engine.path}-wal") >= 64 * 1024  # kept its size
-    rows = await engine.run_querystring(_qs("SELECT count(*) AS n FROM t"))
-    assert rows[0]["n"] == 200
 
 
 async def test_a_read_waits_for_the_fsync_of_earlier_commits(engine, held_flush):
@@ -212,3 +188,80 @@ async def test_a_read_waits_for_the_fsync_of_earlier_commits(engine, held_flush)
     gate.set()
     assert (await asyncio.wait_for(read, 5))[0]["n"] == 1
     await writer
+
+
+async def test_a_commit_does_not_wait_for_a_checkpoint(engine, monkeypatch):
+    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_WAL_BYTES", 1)  # after every round
+    gate = threading.Event()
+    real_checkpoint = sqlite_engine._WalSync._checkpoint
+
+    def slow_checkpoint(self):
+        gate.wait(5)  # copying a large WAL into the database file
+        real_checkpoint(self)
+
+    monkeypatch.setattr(sqlite_engine._WalSync, "_checkpoint", slow_checkpoint)
+    try:
+        await insert(engine, 1)  # its round starts the checkpoint
+        assert engine._sync._checkpointing is not None
+        # Commits go on being acknowledged while the checkpoint runs.
+        await asyncio.wait_for(asyncio.gather(*(insert(engine, i) for i in range(2, 6))), 2)
+        assert engine._sync.synced == engine._sync.committed
+        assert engine._sync._checkpointing is not None
+    finally:
+        gate.set()
+    await asyncio.wait_for(engine.close(), 5)  # waits for the checkpoint
+    assert engine._sync._checkpointing is None
+
+
+async def test_once_the_wal_starts_over_it_is_cut_back_and_not_checkpointed(tmp_path, monkeypatch):
+    limit = 64 * 1024
+    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_WAL_BYTES", limit)
+    engine = EmbeddedSQLiteEngine(path=str(tmp_path / "c.sqlite3"))
+    engine.open()
+    checkpoints: list[int] = []
+    real_checkpoint = sqlite_engine._WalSync._checkpoint
+
+    def counting(self):
+        checkpoints.append(1)
+        real_checkpoint(self)
+
+    monkeypatch.setattr(sqlite_engine._WalSync, "_checkpoint", counting)
+    wal = f"{engine.path}-wal"
+    try:
+        await engine.run_ddl("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+        for i in range(60):  # a page or more each: the WAL passes the limit
+            await insert(engine, i)
+        assert checkpoints
+        while engine._sync._checkpointing is not None:
+            await asyncio.sleep(0.01)
+        # Copy whatever is left (nothing writes meanwhile): the next write
+        # starts the WAL over from the top ...
+        other = sqlite3.connect(engine.path)
+        assert other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0] == 0
+        other.close()
+        await insert(engine, 60)
+        assert os.path.getsize(wal) <= limit  # ... and cuts the file back to the limit
+        while engine._sync._checkpointing is not None:
+            await asyncio.sleep(0.01)
+        before = len(checkpoints)
+        for i in range(5):  # well under the limit again: no checkpoint
+            await insert(engine, i)
+        assert len(checkpoints) == before
+    finally:
+        await engine.close()
+
+
+async def test_a_failed_checkpoint_is_logged_and_commits_go_on(engine, monkeypatch, caplog):
+    monkeypatch.setattr(sqlite_engine, "CHECKPOINT_WAL_BYTES", 1)
+
+    def broken(self):
+        raise sqlite3.DatabaseError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_engine._WalSync, "_checkpoint", broken)
+    await insert(engine, 1)
+    while engine._sync._checkpointing is not None:
+        await asyncio.sleep(0.01)
+    assert "WAL checkpoint failed" in caplog.text
+    await asyncio.wait_for(insert(engine, 2), 2)
+    rows = await engine.run_querystring(_qs("SELECT count(*) AS n FROM t"))
+    assert rows[0]["n"] == 2
